@@ -1,0 +1,130 @@
+"""The one renderer: JSON for machines, rich tables and colour for people on a terminal, plain
+aligned text when stdout is a pipe. Data goes to stdout, diagnostics to stderr. rich is imported
+only when a terminal will show its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def color_allowed(no_color_flag: bool = False, stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, never with --no-color or NO_COLOR set (any value)."""
+    stream = sys.stdout if stream is None else stream
+    if no_color_flag or "NO_COLOR" in os.environ:
+        return False
+    return stream.isatty()
+
+
+class Output:
+    def __init__(self, *, json_mode: bool = False, no_color: bool = False) -> None:
+        self.json_mode = json_mode
+        self.tty = sys.stdout.isatty()
+        self.color = color_allowed(no_color)
+        self._console: Console | None = None
+
+    # --- machine output ----------------------------------------------------------------------
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def json_line(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    def emit(self, data: Any, human: Callable[[Output], None]) -> None:
+        """The usual ending of a command: JSON with --json, else the human rendering."""
+        if self.json_mode:
+            self.json(data)
+        else:
+            human(self)
+
+    # --- human output ------------------------------------------------------------------------
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(
+                no_color=not self.color,
+                highlight=False,
+                soft_wrap=False,
+                emoji=False,
+                force_terminal=self.tty and self.color,
+            )
+        return self._console
+
+    def line(self, text: str = "", *, style: str | None = None) -> None:
+        if self.tty and style and self.color:
+            from rich.text import Text
+
+            self.console.print(Text(text, style=style))
+        else:
+            sys.stdout.write(text + "\n")
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        title: str | None = None,
+        styles: Sequence[str | None] | None = None,
+    ) -> None:
+        if self.tty:
+            from rich.box import SIMPLE_HEAD
+            from rich.table import Table
+
+            table = Table(title=title, box=SIMPLE_HEAD, header_style="bold", title_justify="left")
+            for i, col in enumerate(columns):
+                overflow = "fold" if i == len(columns) - 1 else "ellipsis"
+                table.add_column(col, overflow=overflow, no_wrap=i < len(columns) - 1)
+            for row in rows:
+                table.add_row(*row)
+            if styles:
+                for i, style in enumerate(styles):
+                    if style:
+                        table.rows[i].style = style
+            self.console.print(table)
+            return
+        if title:
+            sys.stdout.write(title + "\n")
+        widths = [len(c) for c in columns]
+        for row in rows:
+            widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        for row in [list(columns), *rows]:
+            cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+            sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+    def fields(self, pairs: Sequence[tuple[str, str]], *, title: str | None = None) -> None:
+        """A record as 'key: value' lines (a two-column table on a terminal)."""
+        if self.tty:
+            from rich.table import Table
+
+            table = Table(show_header=False, box=None, title=title, title_justify="left", pad_edge=False)
+            table.add_column(style="bold")
+            table.add_column(overflow="fold")
+            for key, value in pairs:
+                table.add_row(key, value)
+            self.console.print(table)
+            return
+        if title:
+            sys.stdout.write(title + "\n")
+        width = max((len(k) for k, _ in pairs), default=0)
+        for key, value in pairs:
+            sys.stdout.write(f"{key + ':':<{width + 1}} {value}\n")
+
+
+def note(message: str) -> None:
+    """A diagnostic for people, on stderr (never mixed with data on stdout)."""
+    sys.stderr.write(f"jwtctl: {message}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"jwtctl: warning: {message}\n")
+    sys.stderr.flush()

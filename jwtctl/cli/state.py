@@ -1,0 +1,59 @@
+"""What the root command hands to every subcommand: the global flags, the settings resolved once,
+and the store opened on first need (and closed when the command ends)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..config import Settings, resolve
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from ..users import Users
+
+
+@dataclass
+class State:
+    flags: dict[str, object] = field(default_factory=dict)
+    debug: bool = False
+    no_color: bool = False
+    _settings: Settings | None = None
+    _store: Store | None = None
+
+    def settings(self, **overrides: object) -> Settings:
+        """Resolve once. ``overrides`` are command flags that map to settings (``--leeway``)."""
+        if overrides:
+            self.flags.update({k: v for k, v in overrides.items() if v is not None})
+            self._settings = None
+        if self._settings is None:
+            self._settings = resolve(self.flags)
+        return self._settings
+
+    def store(self) -> Store:
+        if self._store is None:
+            from ..store import open_store
+
+            s = self.settings()
+            self._store = open_store(s.db, db_name=s.db_name, source=s.source("db"))
+        return self._store
+
+    def users(self) -> Users:
+        from ..users import Users
+
+        return Users(self.store(), rounds=self.settings().bcrypt_rounds)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def get_state(ctx: typer.Context) -> State:
+    root: Any = ctx.find_root().obj
+    if not isinstance(root, State):  # a subcommand app invoked on its own (tests of one noun)
+        root = State()
+        ctx.find_root().obj = root
+    return root

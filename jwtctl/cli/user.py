@@ -1,0 +1,232 @@
+"""jwtctl user create | list | show | passwd | disable | enable | delete"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..errors import JwtctlError
+from ..timeutil import iso, relative
+from .options import JsonOpt, PasswordStdinOpt, YesOpt, confirm, read_new_password
+from .output import Output, note
+from .state import get_state
+
+if TYPE_CHECKING:
+    from ..models import User
+    from ..users import Change
+
+app = typer.Typer(help="Create, inspect and change users.", no_args_is_help=True)
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="Username, email or id.")]
+
+
+def _when(ts: float | None, now: float) -> str:
+    return "-" if ts is None else f"{iso(ts)} ({relative(ts, now)})"
+
+
+def _show_user(out: Output, user: User) -> None:
+    now = time.time()
+    out.fields(
+        [
+            ("id", user.id),
+            ("username", user.username),
+            ("email", user.email),
+            ("full name", user.full_name or "-"),
+            ("roles", ", ".join(user.roles) or "-"),
+            ("status", "disabled" if user.disabled else "enabled"),
+            ("created", _when(user.created_at, now)),
+            ("updated", _when(user.updated_at, now)),
+            ("tokens valid after", _when(user.tokens_valid_after, now)),
+        ]
+    )
+
+
+def _change_doc(change: Change) -> dict[str, Any]:
+    return {**change.user.public(), "sessionsEnded": change.sessions_ended}
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(metavar="USERNAME", help="3–32 of a-z 0-9 . _ -")],
+    email: Annotated[str, typer.Option("--email", "-e", help="Email address (stored lower-case).")],
+    full_name: Annotated[str, typer.Option("--full-name", "-n", help="Display name.")] = "",
+    role: Annotated[
+        list[str] | None, typer.Option("--role", "-r", help="A role; repeat for several.")
+    ] = None,
+    password_stdin: PasswordStdinOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a user. The password comes from a hidden, confirmed prompt, or from the first
+    line of standard input with --password-stdin; never from an argument.
+
+    \b
+    Examples:
+      jwtctl user create alice --email alice@example.com --full-name "Alice Liddell"
+      printf '%s\\n' "$PW" | jwtctl user create ci-bot --email ci@example.com --password-stdin
+    """
+    state = get_state(ctx)
+    password = read_new_password(password_stdin)
+    user = state.users().create(
+        username=username, email=email, password=password, full_name=full_name, roles=role or ()
+    )
+    Output(json_mode=json_out, no_color=state.no_color).emit(
+        user.public(), lambda out: out.line(f"Created user {user.username} ({user.email}), id {user.id}")
+    )
+
+
+@app.command("list")
+def list_users(
+    ctx: typer.Context,
+    search: Annotated[
+        str | None, typer.Option("--search", "-s", help="Text in username, email or full name.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="At most this many users; 0 for all.")
+    ] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """List users, ordered by username.
+
+    \b
+    Examples:
+      jwtctl user list
+      jwtctl user list --search example.com --json
+    """
+    state = get_state(ctx)
+    users = state.users()
+    found = users.list(search=search, limit=limit or None)
+    out = Output(json_mode=json_out, no_color=state.no_color)
+    if limit and len(found) == limit:
+        total = users.count(search=search)
+        if total > limit:
+            note(f"showing {limit} of {total} users; use --limit 0 for all")
+
+    def human(o: Output) -> None:
+        if not found:
+            o.line("No users." if not search else f"No users match {search!r}.")
+            return
+        now = time.time()
+        o.table(
+            ["USERNAME", "EMAIL", "FULL NAME", "ROLES", "STATUS", "CREATED"],
+            [
+                [
+                    u.username,
+                    u.email,
+                    u.full_name or "-",
+                    ",".join(u.roles) or "-",
+                    "disabled" if u.disabled else "enabled",
+                    relative(u.created_at, now),
+                ]
+                for u in found
+            ],
+        )
+
+    out.emit([u.public() for u in found], human)
+
+
+@app.command("show")
+def show(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> None:
+    """Show one user (never the password hash).
+
+    \b
+    Examples:
+      jwtctl user show alice
+      jwtctl user show alice@example.com --json
+    """
+    state = get_state(ctx)
+    found = state.users().get(user)
+    Output(json_mode=json_out, no_color=state.no_color).emit(
+        found.public(), lambda out: _show_user(out, found)
+    )
+
+
+@app.command("passwd")
+def passwd(
+    ctx: typer.Context,
+    user: UserArg,
+    password_stdin: PasswordStdinOpt = False,
+    keep_sessions: Annotated[
+        bool,
+        typer.Option(
+            "--keep-sessions",
+            help="Keep the user's sessions and access tokens alive (default: end them all).",
+        ),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Set a user's password. Ends every session of the user and invalidates access tokens
+    already issued, unless --keep-sessions.
+
+    \b
+    Examples:
+      jwtctl user passwd alice
+      printf '%s\\n' "$NEW_PW" | jwtctl user passwd alice --password-stdin
+    """
+    state = get_state(ctx)
+    users = state.users()
+    users.get(user)  # an unknown user is reported before asking for a password
+    password = read_new_password(password_stdin)
+    change = users.set_password(user, password, keep_sessions=keep_sessions)
+    ended = "" if keep_sessions else f"; ended {change.sessions_ended} session(s)"
+    Output(json_mode=json_out, no_color=state.no_color).emit(
+        _change_doc(change),
+        lambda out: out.line(f"Password changed for {change.user.username}{ended}"),
+    )
+
+
+def _set_disabled(ctx: typer.Context, user: str, disabled: bool, json_out: bool) -> None:
+    state = get_state(ctx)
+    change = state.users().set_disabled(user, disabled)
+    what = "Disabled" if disabled else "Enabled"
+    ended = f"; ended {change.sessions_ended} session(s)" if disabled else ""
+    Output(json_mode=json_out, no_color=state.no_color).emit(
+        _change_doc(change), lambda out: out.line(f"{what} {change.user.username}{ended}")
+    )
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> None:
+    """Disable a user: logins are refused, every session ends, access tokens stop working.
+
+    \b
+    Examples:
+      jwtctl user disable mallory
+    """
+    _set_disabled(ctx, user, True, json_out)
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> None:
+    """Enable a disabled user again (they log in afresh; old sessions stay ended).
+
+    \b
+    Examples:
+      jwtctl user enable mallory
+    """
+    _set_disabled(ctx, user, False, json_out)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, user: UserArg, yes: YesOpt = False, json_out: JsonOpt = False) -> None:
+    """Delete a user and all their sessions. Asks first unless --yes.
+
+    \b
+    Examples:
+      jwtctl user delete mallory
+      jwtctl user delete mallory --yes --json
+    """
+    state = get_state(ctx)
+    users = state.users()
+    found = users.get(user)
+    if not confirm(f"Delete user {found.username} ({found.email}) and all their sessions?", yes=yes):
+        raise JwtctlError("not confirmed; nothing was deleted (pass --yes to skip the question)")
+    change = users.delete(found.id)
+    Output(json_mode=json_out, no_color=state.no_color).emit(
+        {**_change_doc(change), "deleted": True},
+        lambda out: out.line(
+            f"Deleted user {found.username} and {change.sessions_ended} session(s)"
+        ),
+    )

@@ -1,0 +1,35 @@
+"""Helpers for tests: run the CLI in-process and get exit code, stdout and stderr apart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from typer.testing import CliRunner
+
+from jwtctl.cli import app
+
+
+@dataclass(frozen=True)
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def jwtctl(*args: str, input: str | None = None, env: Mapping[str, str | None] | None = None) -> Run:
+    """Run `jwtctl ARGS…` through Typer's CliRunner, as a user would from a shell."""
+    result = CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def create_user(name: str, password: str = "correct horse battery", *extra: str) -> Run:
+    run = jwtctl("user", "create", name, "--email", f"{name}@example.com", "--password-stdin",
+                 *extra, input=password + "\n")  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    return run
