@@ -55,7 +55,9 @@ class Settings:
         rows = []
         for spec in _FIELDS:
             value = getattr(self, spec.name)
-            rows.append((spec.name, spec.env[0], _display(spec, value, reveal), self.source(spec.name)))
+            rows.append(
+                (spec.name, spec.env[0], _display(spec, value, reveal), self.source(spec.name))
+            )
         return rows
 
 
@@ -112,7 +114,9 @@ def _int_in(lo: int, hi: int | None) -> Callable[[object], int]:
         except ValueError:
             raise ValueError(f"{raw!r} is not a whole number") from None
         if n < lo or (hi is not None and n > hi):
-            raise ValueError(f"{n} is out of range ({lo}–{hi})" if hi else f"must be at least {lo}")
+            raise ValueError(
+                f"{n} is out of range ({lo} to {hi})" if hi else f"must be at least {lo}"
+            )
         return n
 
     return parse
@@ -156,26 +160,35 @@ class _Field:
     secret: bool = False
 
 
+def _positive_duration(raw: object) -> int:
+    return _duration(raw, allow_zero=False)
+
+
+def _duration_or_zero(raw: object) -> int:
+    return _duration(raw, allow_zero=True)
+
+
 _FIELDS: tuple[_Field, ...] = (
     _Field("home", ("JWTCTL_HOME",), "path", _text),
     _Field("db", ("JWTCTL_DB", "MONGODB_URI"), "db", _text),
     _Field("db_name", ("JWTCTL_DB_NAME",), "text", _text),
-    _Field("access_secret", ("JWTCTL_ACCESS_SECRET", "ACCESS_TOKEN_SECRET"), "secret", _secret, True),
-    _Field("refresh_secret", ("JWTCTL_REFRESH_SECRET", "REFRESH_TOKEN_SECRET"), "secret", _secret, True),
+    _Field("access_secret", ("JWTCTL_ACCESS_SECRET", "ACCESS_TOKEN_SECRET"), "secret", _secret,
+           secret=True),
+    _Field("refresh_secret", ("JWTCTL_REFRESH_SECRET", "REFRESH_TOKEN_SECRET"), "secret", _secret,
+           secret=True),
     _Field("access_ttl", ("JWTCTL_ACCESS_TTL", "ACCESS_TOKEN_EXPIRY"), "duration",
-           lambda r: _duration(r, allow_zero=False)),
+           _positive_duration),
     _Field("refresh_ttl", ("JWTCTL_REFRESH_TTL", "REFRESH_TOKEN_EXPIRY"), "duration",
-           lambda r: _duration(r, allow_zero=False)),
-    _Field("session_max_age", ("JWTCTL_SESSION_MAX_AGE",), "duration",
-           lambda r: _duration(r, allow_zero=False)),
-    _Field("refresh_grace", ("JWTCTL_REFRESH_GRACE",), "duration", lambda r: _duration(r, allow_zero=True)),
+           _positive_duration),
+    _Field("session_max_age", ("JWTCTL_SESSION_MAX_AGE",), "duration", _positive_duration),
+    _Field("refresh_grace", ("JWTCTL_REFRESH_GRACE",), "duration", _duration_or_zero),
     _Field("issuer", ("JWTCTL_ISSUER",), "text", _text),
     _Field("audience", ("JWTCTL_AUDIENCE",), "text", _text),
     _Field("alg", ("JWTCTL_ALG",), "text", _alg),
     _Field("keys", ("JWTCTL_KEYS",), "path", _text),
     _Field("bcrypt_rounds", ("JWTCTL_BCRYPT_ROUNDS",), "int", _int_in(4, 31)),
     _Field("login_max_failures", ("JWTCTL_LOGIN_MAX_FAILURES",), "int", _int_in(1, None)),
-    _Field("leeway", ("JWTCTL_LEEWAY",), "duration", lambda r: _duration(r, allow_zero=True)),
+    _Field("leeway", ("JWTCTL_LEEWAY",), "duration", _duration_or_zero),
     _Field("max_body", ("JWTCTL_MAX_BODY",), "size", _size),
 )  # fmt: skip
 FIELD_NAMES = tuple(f.name for f in _FIELDS)
@@ -257,7 +270,7 @@ def resolve(
         value, source, base = raw[spec.name]
         try:
             parsed = spec.parse(value)
-            if spec.name == "home" or spec.name == "keys":
+            if spec.name in {"home", "keys"}:
                 parsed = _abs(Path(os.path.expanduser(parsed)), base)
             elif spec.name == "db":
                 parsed = _normalise_db_url(parsed, base)
@@ -303,10 +316,14 @@ def _normalise_db_url(url: str, base: Path) -> str:
         if path_part.startswith("//"):
             path_part = "/" + path_part.lstrip("/")
         if not path_part:
-            raise ValueError("sqlite: needs a path, e.g. sqlite:///var/lib/jwtctl.db or sqlite:jwtctl.db")
+            raise ValueError(
+                "sqlite: needs a path, e.g. sqlite:///var/lib/jwtctl.db or sqlite:jwtctl.db"
+            )
         path = _abs(Path(os.path.expanduser(path_part)), base)
         return sqlite_url(path) + (f"?{query}" if query else "")
-    raise ValueError("not a store URL (use sqlite:///ABS/PATH, sqlite:REL/PATH, mongodb://…, memory:)")
+    raise ValueError(
+        "not a store URL (use sqlite:///ABS/PATH, sqlite:REL/PATH, mongodb://…, memory:)"
+    )
 
 
 def _find_config_file(

@@ -23,7 +23,7 @@ _process_pid = os.getpid()
 def new_id() -> str:
     """A 24-hex id in ObjectId layout (4-byte time, 5 random bytes per process, 3-byte counter),
     so the same ids work as MongoDB ObjectIds and sort by creation time in every store."""
-    global _counter, _process_random, _process_pid
+    global _counter, _process_random, _process_pid  # noqa: PLW0603 - one counter per process
     with _counter_lock:
         if os.getpid() != _process_pid:  # forked: a new process needs its own random part
             _process_pid, _process_random = os.getpid(), os.urandom(5)

@@ -16,7 +16,7 @@ _dummy_lock = threading.Lock()
 
 
 def hash_password(password: object, rounds: int) -> str:
-    """Hash a new password (validated: 8–72 UTF-8 bytes, no NUL). Returns a ``$2b$`` hash."""
+    """Hash a new password (validated: 8 to 72 UTF-8 bytes, no NUL). Returns a ``$2b$`` hash."""
     data = validation.password_bytes(password, for_new_password=True)
     return bcrypt.hashpw(data, bcrypt.gensalt(rounds)).decode("ascii")
 

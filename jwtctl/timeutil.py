@@ -105,7 +105,7 @@ def relative(ts: float, now: float) -> str:
     span = abs(delta)
     if span < 1:
         return "now"
-    for limit, size, unit in (
+    for limit, size, name in (
         (120, 1, "s"),
         (120 * 60, 60, "min"),
         (48 * 3600, 3600, "h"),
@@ -113,7 +113,7 @@ def relative(ts: float, now: float) -> str:
         (730 * 86400, 30 * 86400, "mo"),
     ):
         if span < limit:
-            n = int(span // size)
+            n, unit = int(span // size), name
             break
     else:
         n, unit = int(span // (365 * 86400)), "y"

@@ -49,6 +49,8 @@ class Users:
         return self.store.find_user(username=key)
 
     def get(self, ref: str) -> User:
+        if not ref.strip():
+            raise InvalidInput("user", "is empty (give a username, email or id)")
         user = self.find(ref)
         if user is None:
             raise UserNotFound(ref.strip())

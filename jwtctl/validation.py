@@ -15,7 +15,9 @@ MAX_EMAIL = 254
 MAX_FULL_NAME = 100
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further; longer passwords are refused, never truncated
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def _string(field: str, value: object) -> str:
@@ -46,7 +48,8 @@ def username(value: object) -> str:
     if not USERNAME_RE.fullmatch(name):
         raise InvalidInput(
             "username",
-            f"{name!r} may only use a-z, 0-9, '.', '_' and '-', and must start with a letter or digit",
+            f"{name!r} may only use a-z, 0-9, '.', '_' and '-', "
+            "and must start with a letter or digit",
         )
     return name
 
@@ -59,7 +62,9 @@ def email(value: object) -> str:
         raise InvalidInput("email", f"is {len(addr)} characters long; the limit is {MAX_EMAIL}")
     for ch in addr:
         if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs"):
-            raise InvalidInput("email", f"contains a space or invisible character (U+{ord(ch):04X})")
+            raise InvalidInput(
+                "email", f"contains a space or invisible character (U+{ord(ch):04X})"
+            )
     local, at, domain = addr.partition("@")
     if not at or "@" in domain:
         raise InvalidInput("email", f"{addr!r} must contain exactly one '@'")
@@ -73,7 +78,9 @@ def email(value: object) -> str:
 def full_name(value: object) -> str:
     name = _string("fullName", value).strip()
     if len(name) > MAX_FULL_NAME:
-        raise InvalidInput("fullName", f"is {len(name)} characters long; the limit is {MAX_FULL_NAME}")
+        raise InvalidInput(
+            "fullName", f"is {len(name)} characters long; the limit is {MAX_FULL_NAME}"
+        )
     for ch in name:
         if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS:
             raise InvalidInput("fullName", f"contains a control character (U+{ord(ch):04X})")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ import pytest
 from jwtctl.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 
 _ENV_NAMES = (
     "JWTCTL_HOME", "JWTCTL_DB", "JWTCTL_DB_NAME", "JWTCTL_ACCESS_SECRET", "JWTCTL_REFRESH_SECRET",
@@ -177,6 +175,12 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 def db_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh store of each kind (memory:, a SQLite file, a MongoDB database)."""
     return store_url(store_kind, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)])
+def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store that outlives one CLI invocation: a SQLite file or a MongoDB database."""
+    return store_url(str(request.param), request, tmp_path)
 
 
 @pytest.fixture

@@ -22,7 +22,9 @@ class Run:
         return json.loads(self.stdout)
 
 
-def jwtctl(*args: str, input: str | None = None, env: Mapping[str, str | None] | None = None) -> Run:
+def jwtctl(
+    *args: str, input: str | None = None, env: Mapping[str, str | None] | None = None
+) -> Run:
     """Run `jwtctl ARGS…` through Typer's CliRunner, as a user would from a shell."""
     result = CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=False)
     return Run(result.exit_code, result.stdout, result.stderr)

@@ -123,13 +123,18 @@ def test_rotate_is_a_compare_and_set(store: Store) -> None:
     s = make_session(user, jti="h0")
     store.insert_session(s)
     now = T0 + 10
-    rotated = store.rotate_session(s.id, jti_hash="h0", new_jti_hash="h1", now=now, expires_at=now + 3600)
+    rotated = store.rotate_session(
+        s.id, jti_hash="h0", new_jti_hash="h1", now=now, expires_at=now + 3600
+    )
     assert rotated is not None
     assert (rotated.jti_hash, rotated.prev_jti_hash, rotated.generation) == ("h1", "h0", 1)
     assert (rotated.rotated_at, rotated.last_used_at, rotated.expires_at) == (now, now, now + 3600)
     assert rotated.absolute_expires_at == s.absolute_expires_at
     # the old hash no longer matches
-    assert store.rotate_session(s.id, jti_hash="h0", new_jti_hash="h2", now=now, expires_at=now) is None
+    assert (
+        store.rotate_session(s.id, jti_hash="h0", new_jti_hash="h2", now=now, expires_at=now)
+        is None
+    )
     assert store.get_session(s.id) == rotated
 
 
@@ -148,7 +153,10 @@ def test_rotate_refuses_ended_sessions(store: Store, case: str) -> None:
         store.insert_session(s2 := make_session(user, absolute_expires_at=T0 + 5))
         s = s2
     sid = new_id() if case == "missing" else s.id
-    assert store.rotate_session(sid, jti_hash="h0", new_jti_hash="h1", now=now, expires_at=now + 60) is None
+    assert (
+        store.rotate_session(sid, jti_hash="h0", new_jti_hash="h1", now=now, expires_at=now + 60)
+        is None
+    )
 
 
 def test_revoke_once_and_record_where_from(store: Store) -> None:
@@ -156,7 +164,9 @@ def test_revoke_once_and_record_where_from(store: Store) -> None:
     store.insert_user(user)
     s = make_session(user)
     store.insert_session(s)
-    revoked = store.revoke_session(s.id, now=T0 + 1, reason="reuse", ip="10.0.0.9", user_agent="curl")
+    revoked = store.revoke_session(
+        s.id, now=T0 + 1, reason="reuse", ip="10.0.0.9", user_agent="curl"
+    )
     assert revoked is not None
     assert (revoked.revoked_at, revoked.revoke_reason) == (T0 + 1, "reuse")
     assert (revoked.revoked_ip, revoked.revoked_user_agent) == ("10.0.0.9", "curl")
@@ -175,7 +185,9 @@ def test_revoke_user_sessions_leaves_others(store: Store) -> None:
     other = make_session(bob)
     for s in (old, new, other):
         store.insert_session(s)
-    assert store.revoke_user_sessions(alice.id, now=T0 + 200, reason="admin", created_before=T0 + 50) == [old.id]
+    assert store.revoke_user_sessions(
+        alice.id, now=T0 + 200, reason="admin", created_before=T0 + 50
+    ) == [old.id]
     assert sorted(store.revoke_user_sessions(alice.id, now=T0 + 201, reason="admin")) == [new.id]
     assert store.revoke_user_sessions(alice.id, now=T0 + 202, reason="admin") == []
     bob_session = store.get_session(other.id)
@@ -195,7 +207,10 @@ def test_list_sessions_newest_first_with_filters(store: Store) -> None:
     store.revoke_session(a2.id, now=T0 + 30, reason="logout")
     assert [s.id for s in store.list_sessions()] == [a3.id, a2.id, b1.id, a1.id]
     assert [s.id for s in store.list_sessions(user_id=alice.id)] == [a3.id, a2.id, a1.id]
-    assert [s.id for s in store.list_sessions(user_id=alice.id, active_at=T0 + 31)] == [a3.id, a1.id]
+    assert [s.id for s in store.list_sessions(user_id=alice.id, active_at=T0 + 31)] == [
+        a3.id,
+        a1.id,
+    ]
     assert [s.id for s in store.list_sessions(limit=1)] == [a3.id]
     # idle expiry applies on read, not only on cleanup
     assert [s.id for s in store.list_sessions(active_at=a1.expires_at)] == [a3.id, b1.id]
@@ -247,7 +262,9 @@ def test_concurrent_rotations_have_exactly_one_winner(store: Store) -> None:
     def attempt(i: int) -> bool:
         barrier.wait()
         return (
-            store.rotate_session(s.id, jti_hash="h0", new_jti_hash=f"n{i}", now=T0 + 1, expires_at=T0 + 99)
+            store.rotate_session(
+                s.id, jti_hash="h0", new_jti_hash=f"n{i}", now=T0 + 1, expires_at=T0 + 99
+            )
             is not None
         )
 

@@ -127,8 +127,11 @@ def root(
     ] = None,
     home: Annotated[
         Path | None,
-        typer.Option("--home", metavar="DIR", help="Folder for the embedded store, keys and config. "
-                     "Env: JWTCTL_HOME."),
+        typer.Option(
+            "--home",
+            metavar="DIR",
+            help="Folder for the embedded store, keys and config. Env: JWTCTL_HOME.",
+        ),
     ] = None,
     config: Annotated[
         Path | None,

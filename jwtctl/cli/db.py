@@ -46,9 +46,12 @@ def init(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     store = state.store()
     store.init()
     st = store.status()
-    Output(json_mode=json_out, no_color=state.no_color).emit(
-        st.as_dict(), lambda out: (out.line(f"Ready: {st.location}"), _show_status(out, st))
-    )
+
+    def human(out: Output) -> None:
+        out.line(f"Ready: {st.location}")
+        _show_status(out, st)
+
+    Output(json_mode=json_out, no_color=state.no_color).emit(st.as_dict(), human)
 
 
 @app.command("status")

@@ -81,8 +81,8 @@ class Output:
 
             table = Table(title=title, box=SIMPLE_HEAD, header_style="bold", title_justify="left")
             for i, col in enumerate(columns):
-                overflow = "fold" if i == len(columns) - 1 else "ellipsis"
-                table.add_column(col, overflow=overflow, no_wrap=i < len(columns) - 1)
+                last = i == len(columns) - 1
+                table.add_column(col, overflow="fold" if last else "ellipsis", no_wrap=not last)
             for row in rows:
                 table.add_row(*row)
             if styles:
@@ -105,7 +105,9 @@ class Output:
         if self.tty:
             from rich.table import Table
 
-            table = Table(show_header=False, box=None, title=title, title_justify="left", pad_edge=False)
+            table = Table(
+                show_header=False, box=None, title=title, title_justify="left", pad_edge=False
+            )
             table.add_column(style="bold")
             table.add_column(overflow="fold")
             for key, value in pairs:

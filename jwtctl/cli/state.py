@@ -4,7 +4,7 @@ and the store opened on first need (and closed when the command ends)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -52,8 +52,8 @@ class State:
 
 
 def get_state(ctx: typer.Context) -> State:
-    root: Any = ctx.find_root().obj
-    if not isinstance(root, State):  # a subcommand app invoked on its own (tests of one noun)
-        root = State()
-        ctx.find_root().obj = root
-    return root
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):  # a subcommand app invoked on its own (tests of one noun)
+        root.obj = State()
+    state: State = root.obj
+    return state

@@ -50,7 +50,7 @@ def _change_doc(change: Change) -> dict[str, Any]:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    username: Annotated[str, typer.Argument(metavar="USERNAME", help="3–32 of a-z 0-9 . _ -")],
+    username: Annotated[str, typer.Argument(metavar="USERNAME", help="3 to 32 of a-z 0-9 . _ -")],
     email: Annotated[str, typer.Option("--email", "-e", help="Email address (stored lower-case).")],
     full_name: Annotated[str, typer.Option("--full-name", "-n", help="Display name.")] = "",
     role: Annotated[
@@ -73,7 +73,8 @@ def create(
         username=username, email=email, password=password, full_name=full_name, roles=role or ()
     )
     Output(json_mode=json_out, no_color=state.no_color).emit(
-        user.public(), lambda out: out.line(f"Created user {user.username} ({user.email}), id {user.id}")
+        user.public(),
+        lambda out: out.line(f"Created user {user.username} ({user.email}), id {user.id}"),
     )
 
 
@@ -210,7 +211,9 @@ def enable(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> None
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, user: UserArg, yes: YesOpt = False, json_out: JsonOpt = False) -> None:
+def delete(
+    ctx: typer.Context, user: UserArg, yes: YesOpt = False, json_out: JsonOpt = False
+) -> None:
     """Delete a user and all their sessions. Asks first unless --yes.
 
     \b
@@ -221,7 +224,9 @@ def delete(ctx: typer.Context, user: UserArg, yes: YesOpt = False, json_out: Jso
     state = get_state(ctx)
     users = state.users()
     found = users.get(user)
-    if not confirm(f"Delete user {found.username} ({found.email}) and all their sessions?", yes=yes):
+    if not confirm(
+        f"Delete user {found.username} ({found.email}) and all their sessions?", yes=yes
+    ):
         raise JwtctlError("not confirmed; nothing was deleted (pass --yes to skip the question)")
     change = users.delete(found.id)
     Output(json_mode=json_out, no_color=state.no_color).emit(

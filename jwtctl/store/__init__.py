@@ -45,7 +45,9 @@ class StoreStatus:
             "reachable": self.reachable,
             "version": self.version,
             "counts": dict(self.counts),
-            "indexes": [{"name": i.name, "present": i.present, "detail": i.detail} for i in self.indexes],
+            "indexes": [
+                {"name": i.name, "present": i.present, "detail": i.detail} for i in self.indexes
+            ],
             "problem": self.problem,
         }
 

@@ -92,16 +92,18 @@ class MemoryStore:
             if user is None or (if_password is not None and user.password_hash != if_password):
                 return None
             new = dataclasses.replace(user, **changes)
-            for attr, index in (("username", self._by_username), ("email", self._by_email)):
-                old_v, new_v = getattr(user, attr), getattr(new, attr)
-                if old_v != new_v:
-                    if new_v in index:
-                        raise UserExists(attr, new_v)
-            for attr, index in (("username", self._by_username), ("email", self._by_email)):
-                old_v, new_v = getattr(user, attr), getattr(new, attr)
-                if old_v != new_v:
-                    del index[old_v]
-                    index[new_v] = user_id
+            indexes = (("username", self._by_username), ("email", self._by_email))
+            moved = [
+                (attr, index)
+                for attr, index in indexes
+                if getattr(user, attr) != getattr(new, attr)
+            ]
+            for attr, index in moved:
+                if getattr(new, attr) in index:
+                    raise UserExists(attr, getattr(new, attr))
+            for attr, index in moved:
+                del index[getattr(user, attr)]
+                index[getattr(new, attr)] = user_id
             self._users[user_id] = new
             return new
 
@@ -159,7 +161,11 @@ class MemoryStore:
             if s is None or s.revoked_at is not None:
                 return None
             new = dataclasses.replace(
-                s, revoked_at=now, revoke_reason=reason, revoked_ip=ip, revoked_user_agent=user_agent
+                s,
+                revoked_at=now,
+                revoke_reason=reason,
+                revoked_ip=ip,
+                revoked_user_agent=user_agent,
             )
             self._sessions[session_id] = new
             return new
@@ -181,7 +187,11 @@ class MemoryStore:
             return ids
 
     def list_sessions(
-        self, *, user_id: str | None = None, active_at: float | None = None, limit: int | None = None
+        self,
+        *,
+        user_id: str | None = None,
+        active_at: float | None = None,
+        limit: int | None = None,
     ) -> list[Session]:
         with self._lock:
             found = [

@@ -160,7 +160,9 @@ class MongoStore:
             raise ConfigError(source, f"bad MongoDB URL: {exc}") from exc
         except ConfigurationError as exc:
             if "DNS" in str(exc) or "resolution" in str(exc):
-                raise StoreUnavailable(self.location, f"cannot resolve {self.hosts}: {exc}") from exc
+                raise StoreUnavailable(
+                    self.location, f"cannot resolve {self.hosts}: {exc}"
+                ) from exc
             raise ConfigError(source, f"bad MongoDB URL: {exc}") from exc
         self.location = f"{self.location} (database {self.db.name})"
         self.users: Collection[Doc] = self.db["users"]
@@ -232,7 +234,11 @@ class MongoStore:
                     "users": self.users.count_documents({}),
                     "sessions": self.sessions.count_documents({}),
                     "activeSessions": self.sessions.count_documents(
-                        {"revokedAt": None, "expiresAt": {"$gt": now}, "absoluteExpiresAt": {"$gt": now}}
+                        {
+                            "revokedAt": None,
+                            "expiresAt": {"$gt": now},
+                            "absoluteExpiresAt": {"$gt": now},
+                        }
                     ),
                 }
         except StoreUnavailable as exc:
@@ -416,7 +422,11 @@ class MongoStore:
         return query
 
     def list_sessions(
-        self, *, user_id: str | None = None, active_at: float | None = None, limit: int | None = None
+        self,
+        *,
+        user_id: str | None = None,
+        active_at: float | None = None,
+        limit: int | None = None,
     ) -> list[Session]:
         self._ready()
         with self._translate():
@@ -461,7 +471,10 @@ class MongoStore:
                 if doc is None:
                     try:
                         doc = self.failures.find_one_and_update(
-                            {"_id": key, "$or": [{"windowStart": {"$lte": cutoff}}, {"windowStart": None}]},
+                            {
+                                "_id": key,
+                                "$or": [{"windowStart": {"$lte": cutoff}}, {"windowStart": None}],
+                            },
                             {"$set": {"count": 1, "windowStart": start, "expiresAt": expires}},
                             upsert=True,
                             return_document=ReturnDocument.AFTER,

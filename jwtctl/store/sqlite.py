@@ -247,7 +247,9 @@ class SQLiteStore:
         try:
             conn = self._conn()
             with self._translate():
-                names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+                names = {
+                    r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
+                }
                 counts = {
                     "users": conn.execute("SELECT count(*) FROM users").fetchone()[0],
                     "sessions": conn.execute("SELECT count(*) FROM sessions").fetchone()[0],
@@ -344,7 +346,8 @@ class SQLiteStore:
     def insert_session(self, session: Session) -> None:
         values = [getattr(session, attr) for attr in SESSION_FIELDS]
         self._query(
-            f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * len(values))})", values
+            f"INSERT INTO sessions ({_SESSION_COLS}) VALUES ({', '.join('?' * len(values))})",
+            values,
         )
 
     def get_session(self, session_id: str) -> Session | None:
@@ -373,7 +376,8 @@ class SQLiteStore:
         user_agent: str | None = None,
     ) -> Session | None:
         rows = self._query(
-            "UPDATE sessions SET revokedAt = ?, revokeReason = ?, revokedIp = ?, revokedUserAgent = ?"
+            "UPDATE sessions SET revokedAt = ?, revokeReason = ?, revokedIp = ?,"
+            " revokedUserAgent = ?"
             f" WHERE _id = ? AND revokedAt IS NULL RETURNING {_SESSION_COLS}",
             (now, reason, ip, user_agent, session_id),
         )
@@ -394,12 +398,17 @@ class SQLiteStore:
         return [r[0] for r in rows]
 
     def list_sessions(
-        self, *, user_id: str | None = None, active_at: float | None = None, limit: int | None = None
+        self,
+        *,
+        user_id: str | None = None,
+        active_at: float | None = None,
+        limit: int | None = None,
     ) -> list[Session]:
         conds, params = self._session_filter(user_id, active_at)
         params.append(-1 if limit is None else limit)
         rows = self._query(
-            f"SELECT {_SESSION_COLS} FROM sessions {conds} ORDER BY createdAt DESC, _id DESC LIMIT ?",
+            f"SELECT {_SESSION_COLS} FROM sessions {conds}"
+            " ORDER BY createdAt DESC, _id DESC LIMIT ?",
             params,
         )
         return [_session(r) for r in rows]
