@@ -21,8 +21,10 @@ def show(
         bool, typer.Option("--reveal", help="Print secrets and URL passwords in full.")
     ] = False,
 ) -> None:
-    """Every setting, its resolved value and where it came from (flag, environment variable,
-    config file, default). Secrets are masked unless --reveal.
+    """Show every setting, its value and where it came from.
+
+    Sources are a flag, an environment variable, the config file or the default. Secrets and
+    URL passwords are masked unless --reveal.
 
     \b
     Examples:

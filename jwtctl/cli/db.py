@@ -34,8 +34,9 @@ def _show_status(out: Output, st: StoreStatus) -> None:
 
 @app.command("init")
 def init(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Create the tables (SQLite) or indexes (MongoDB). Safe to run again; jwtctl also does
-    this on first use.
+    """Create the tables (SQLite) or indexes (MongoDB).
+
+    Safe to run again; jwtctl also does this on first use.
 
     \b
     Examples:
@@ -56,8 +57,10 @@ def init(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 @app.command("status")
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Where the store is, whether it answers, its version, counts, and which indexes are
-    present. Exits 6 when the store does not answer, so scripts can use it as a health check.
+    """Show where the store is, whether it answers, and what it holds.
+
+    Prints the version, counts and which indexes are present. Exits 6 when the store does not
+    answer, so scripts can use it as a health check.
 
     \b
     Examples:

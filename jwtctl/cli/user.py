@@ -59,8 +59,10 @@ def create(
     password_stdin: PasswordStdinOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a user. The password comes from a hidden, confirmed prompt, or from the first
-    line of standard input with --password-stdin; never from an argument.
+    """Create a user.
+
+    The password comes from a hidden prompt asked twice, or from the first line of standard
+    input with --password-stdin; never from an argument. It must be 8 to 72 UTF-8 bytes.
 
     \b
     Examples:
@@ -158,8 +160,10 @@ def passwd(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Set a user's password. Ends every session of the user and invalidates access tokens
-    already issued, unless --keep-sessions.
+    """Set a user's password and end their sessions.
+
+    Every session of the user ends and access tokens already issued stop working, unless
+    --keep-sessions.
 
     \b
     Examples:
@@ -190,7 +194,9 @@ def _set_disabled(ctx: typer.Context, user: str, disabled: bool, json_out: bool)
 
 @app.command("disable")
 def disable(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> None:
-    """Disable a user: logins are refused, every session ends, access tokens stop working.
+    """Disable a user and end their sessions.
+
+    Logins are refused, every session ends and access tokens already issued stop working.
 
     \b
     Examples:
@@ -201,7 +207,9 @@ def disable(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> Non
 
 @app.command("enable")
 def enable(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> None:
-    """Enable a disabled user again (they log in afresh; old sessions stay ended).
+    """Enable a disabled user again.
+
+    They log in afresh; sessions ended by `disable` stay ended.
 
     \b
     Examples:
@@ -214,7 +222,9 @@ def enable(ctx: typer.Context, user: UserArg, json_out: JsonOpt = False) -> None
 def delete(
     ctx: typer.Context, user: UserArg, yes: YesOpt = False, json_out: JsonOpt = False
 ) -> None:
-    """Delete a user and all their sessions. Asks first unless --yes.
+    """Delete a user and all their sessions.
+
+    Asks first unless --yes; the answer is read from standard input, and no answer means no.
 
     \b
     Examples:
