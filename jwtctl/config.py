@@ -11,7 +11,6 @@ The environment names of the Express design (``ACCESS_TOKEN_SECRET``, ``ACCESS_T
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -355,6 +354,8 @@ def _read_config_file(path: Path) -> dict[str, object]:
         raise ConfigError(f"file {path}", f"not valid TOML: {exc}") from None
     for key in data:
         if key not in FIELD_NAMES:
+            import difflib
+
             close = difflib.get_close_matches(key, FIELD_NAMES, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"file {path} key {key}", f"unknown setting{hint}")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import threading
 
-import bcrypt
-
 from . import validation
 
 _HASH_RE = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
@@ -17,6 +15,8 @@ _dummy_lock = threading.Lock()
 
 def hash_password(password: object, rounds: int) -> str:
     """Hash a new password (validated: 8 to 72 UTF-8 bytes, no NUL). Returns a ``$2b$`` hash."""
+    import bcrypt  # here, not at the top: commands that never hash should not load it
+
     data = validation.password_bytes(password, for_new_password=True)
     return bcrypt.hashpw(data, bcrypt.gensalt(rounds)).decode("ascii")
 
@@ -35,6 +35,8 @@ def needs_rehash(hashed: str, rounds: int) -> bool:
 
 
 def _dummy_hash(rounds: int) -> bytes:
+    import bcrypt
+
     with _dummy_lock:
         if rounds not in _dummy:
             _dummy[rounds] = bcrypt.hashpw(b"jwtctl dummy password", bcrypt.gensalt(rounds))
@@ -46,6 +48,8 @@ def check_password(password: object, hashed: str | None, rounds: int) -> bool:
     of the configured cost is checked so the answer takes as long as for a real user. Raises
     InvalidInput for a non-string, NUL or over-72-byte password, for known and unknown users alike.
     A stored value that is not a bcrypt hash never matches."""
+    import bcrypt
+
     data = validation.password_bytes(password, for_new_password=False)
     if hashed is None or not is_bcrypt_hash(hashed):
         bcrypt.checkpw(data, _dummy_hash(rounds))

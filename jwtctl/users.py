@@ -137,9 +137,13 @@ class Users:
         """The user whose username or email is ``identifier`` and whose password matches.
         Unknown, disabled and wrong-password all raise the same AuthenticationFailed after the
         same bcrypt work; an invalid password (non-string, NUL, over 72 bytes) raises
-        InvalidInput before any lookup. A hash of another cost is replaced after success."""
+        InvalidInput before any lookup."""
         validation.password_bytes(password, for_new_password=False)
-        user = self.find(identifier)
+        return self.check_password(self.find(identifier), password)
+
+    def check_password(self, user: User | None, password: object) -> User:
+        """Check ``password`` against ``user`` (None: an unknown user, checked against a dummy
+        hash of the same cost). A hash of another cost than configured is replaced on success."""
         ok = passwords.check_password(password, user.password_hash if user else None, self.rounds)
         if user is None or not ok or user.disabled:
             raise AuthenticationFailed()
