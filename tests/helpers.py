@@ -23,7 +23,7 @@ class Run:
 
 
 def jwtctl(
-    *args: str, input: str | None = None, env: Mapping[str, str | None] | None = None
+    *args: str, input: str | bytes | None = None, env: Mapping[str, str | None] | None = None
 ) -> Run:
     """Run `jwtctl ARGS…` through Typer's CliRunner, as a user would from a shell."""
     result = CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=False)

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import ExitCode, JwtctlError
+from .fast import install_plain_coercion
 from .state import State
 
 
@@ -36,6 +37,7 @@ class RootGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        install_plain_coercion(self)
         code = run_guarded(
             lambda: super(RootGroup, self).main(
                 args=argv,
@@ -146,17 +148,22 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    flags: dict[str, object] = {"db": db, "home": str(home) if home else None,
-                                "config": str(config) if config else None}  # fmt: skip
+    flags: dict[str, object] = {
+        "db": db,
+        "home": str(home) if home else None,
+        "config": str(config) if config else None,
+    }
     state = State(flags=flags, debug=debug, no_color=no_color)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
 
 def _register() -> None:
-    from . import configcmd, db, user
+    from . import configcmd, db, keys, token, user
 
     app.add_typer(user.app, name="user")
+    app.add_typer(token.app, name="token")
+    app.add_typer(keys.app, name="keys")
     app.add_typer(db.app, name="db")
     app.add_typer(configcmd.app, name="config")
 

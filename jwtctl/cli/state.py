@@ -11,6 +11,8 @@ import typer
 from ..config import Settings, resolve
 
 if TYPE_CHECKING:
+    from ..auth import Auth
+    from ..keys import Keyring
     from ..store import Store
     from ..users import Users
 
@@ -22,6 +24,8 @@ class State:
     no_color: bool = False
     _settings: Settings | None = None
     _store: Store | None = None
+    _keyring: Keyring | None = None
+    _auth: Auth | None = None
 
     def settings(self, **overrides: object) -> Settings:
         """Resolve once. ``overrides`` are command flags that map to settings (``--leeway``)."""
@@ -39,6 +43,22 @@ class State:
             s = self.settings()
             self._store = open_store(s.db, db_name=s.db_name, source=s.source("db"))
         return self._store
+
+    def keyring(self) -> Keyring:
+        """The keyring, created on first need (said once on stderr)."""
+        if self._keyring is None:
+            from ..keys import open_keyring
+            from .output import note
+
+            self._keyring = open_keyring(self.settings(), on_create=note)
+        return self._keyring
+
+    def auth(self) -> Auth:
+        if self._auth is None:
+            from ..auth import Auth
+
+            self._auth = Auth(self.settings(), self.store(), self.keyring())
+        return self._auth
 
     def users(self) -> Users:
         from ..users import Users
