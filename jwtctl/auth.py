@@ -10,23 +10,31 @@ from typing import Any
 from .config import Settings
 from .errors import AuthenticationFailed, Refused, TooManyAttempts
 from .keys import Keyring, open_keyring
-from .sessions import Issued, Sessions
+from .sessions import Issued, KeyringSource, Sessions
 from .store import LOGIN_FAILURE_WINDOW, Store, open_store
-from .timeutil import Clock, system_clock
+from .timeutil import Clock, ms, system_clock
 from .users import Users
 from .validation import password_bytes
 
 
 class Auth:
     def __init__(
-        self, settings: Settings, store: Store, keyring: Keyring, *, clock: Clock = system_clock
+        self,
+        settings: Settings,
+        store: Store,
+        keyring: KeyringSource,
+        *,
+        clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.keyring = keyring
         self.clock = clock
         self.users = Users(store, rounds=settings.bcrypt_rounds, clock=clock)
         self.sessions = Sessions(settings, store, keyring, clock=clock)
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.sessions.keyring
 
     @classmethod
     def open(
@@ -57,10 +65,11 @@ class Auth:
         password_bytes(password, for_new_password=False)
         user = self.users.find(identifier)
         key = f"user:{user.id}" if user else f"name:{str(identifier).strip().lower()}"
-        now = self.clock()
+        now = ms(self.clock())
         failures, start = self.store.login_failures(key, now=now, window=LOGIN_FAILURE_WINDOW)
         if failures >= self.settings.login_max_failures:
-            raise TooManyAttempts(max(1, math.ceil(start + LOGIN_FAILURE_WINDOW - now)))
+            wait = math.ceil(start + LOGIN_FAILURE_WINDOW - now)
+            raise TooManyAttempts(min(LOGIN_FAILURE_WINDOW, max(1, wait)))
         try:
             user = self.users.check_password(user, password)
         except AuthenticationFailed:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,14 +83,30 @@ def _new_jti() -> str:
     return b64url(secrets.token_bytes(16))
 
 
+KeyringSource = Keyring | Callable[[], Keyring]
+"""A keyring, or a function that opens it on first need (listing or revoking sessions needs no
+keys, so an admin command never creates a keyring as a side effect)."""
+
+
 class Sessions:
     def __init__(
-        self, settings: Settings, store: Store, keyring: Keyring, *, clock: Clock = system_clock
+        self,
+        settings: Settings,
+        store: Store,
+        keyring: KeyringSource,
+        *,
+        clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.keyring = keyring
+        self._keyring = keyring
         self.clock = clock
+
+    @property
+    def keyring(self) -> Keyring:
+        if not isinstance(self._keyring, Keyring):
+            self._keyring = self._keyring()
+        return self._keyring
 
     # --- policies and token minting ----------------------------------------------------------
     def policy(self, typ: str) -> Policy:
@@ -333,6 +349,12 @@ class Sessions:
         active_at = None if include_ended else self.clock()
         return self.store.list_sessions(user_id=user_id, active_at=active_at, limit=limit)
 
-    def prune(self, *, keep_revoked: int = ENDED_SESSION_RETENTION) -> int:
+    def prune(
+        self, *, keep_revoked: int = ENDED_SESSION_RETENTION, dry_run: bool = False
+    ) -> tuple[int, int]:
+        """Remove expired sessions, and revoked ones older than ``keep_revoked`` (kept that
+        long for `sessions list --all` and reuse forensics). Returns (expired, revoked)."""
         now = ms(self.clock())
-        return self.store.delete_sessions(now=now, revoked_before=now - keep_revoked)
+        return self.store.prune_sessions(
+            now=now, revoked_before=now - keep_revoked, dry_run=dry_run
+        )

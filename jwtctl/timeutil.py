@@ -8,6 +8,7 @@ canonical compound form, and ``parse_duration(format_duration(n)) == n`` for eve
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -121,5 +122,9 @@ def relative(ts: float, now: float) -> str:
 
 
 def ms(ts: float) -> float:
-    """Round to the millisecond precision every store keeps (MongoDB dates are milliseconds)."""
-    return round(ts * 1000) / 1000
+    """Truncate to the millisecond precision every store keeps (MongoDB dates are milliseconds).
+
+    Never rounds up: a token's ``iat`` derived from a stored time must not lie in the future.
+    The tiny epsilon keeps ``ms`` idempotent through float round-trips (99.999 * 1000 is
+    99998.99999999999)."""
+    return math.floor(ts * 1000 + 1e-6) / 1000

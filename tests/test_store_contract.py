@@ -218,7 +218,7 @@ def test_list_sessions_newest_first_with_filters(store: Store) -> None:
     assert store.count_sessions(active_at=T0 + 31) == 3
 
 
-def test_delete_sessions_prunes_expired_and_long_revoked(store: Store) -> None:
+def test_prune_removes_expired_and_long_revoked(store: Store) -> None:
     user = make_user("alice")
     store.insert_user(user)
     expired = make_session(user, created=T0 - 7200)  # idle expiry at T0 - 3600
@@ -229,8 +229,11 @@ def test_delete_sessions_prunes_expired_and_long_revoked(store: Store) -> None:
         store.insert_session(s)
     store.revoke_session(old_revoked.id, now=T0 - 50, reason="logout")
     store.revoke_session(recent_revoked.id, now=T0 + 5, reason="logout")
-    assert store.delete_sessions(now=T0 + 10, revoked_before=T0) == 2
+    assert store.prune_sessions(now=T0 + 10, revoked_before=T0, dry_run=True) == (1, 1)
+    assert len(store.list_sessions()) == 4
+    assert store.prune_sessions(now=T0 + 10, revoked_before=T0) == (1, 1)
     assert sorted(s.id for s in store.list_sessions()) == sorted([recent_revoked.id, live.id])
+    assert store.prune_sessions(now=T0 + 10, revoked_before=T0) == (0, 0)
 
 
 # --- login failures ------------------------------------------------------------------------------

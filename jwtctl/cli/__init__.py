@@ -159,10 +159,11 @@ def root(
 
 
 def _register() -> None:
-    from . import configcmd, db, keys, token, user
+    from . import configcmd, db, keys, sessions, token, user
 
     app.add_typer(user.app, name="user")
     app.add_typer(token.app, name="token")
+    app.add_typer(sessions.app, name="sessions")
     app.add_typer(keys.app, name="keys")
     app.add_typer(db.app, name="db")
     app.add_typer(configcmd.app, name="config")

@@ -57,7 +57,7 @@ class State:
         if self._auth is None:
             from ..auth import Auth
 
-            self._auth = Auth(self.settings(), self.store(), self.keyring())
+            self._auth = Auth(self.settings(), self.store(), self.keyring)
         return self._auth
 
     def users(self) -> Users:

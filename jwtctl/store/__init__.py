@@ -145,9 +145,11 @@ class Store(Protocol):
 
     def count_sessions(self, *, active_at: float | None = None) -> int: ...
 
-    def delete_sessions(self, *, now: float, revoked_before: float) -> int:
-        """Remove sessions expired at ``now`` and sessions revoked before ``revoked_before``.
-        Returns how many were removed."""
+    def prune_sessions(
+        self, *, now: float, revoked_before: float, dry_run: bool = False
+    ) -> tuple[int, int]:
+        """Remove sessions expired (idle or absolute) at ``now``, and sessions revoked before
+        ``revoked_before``. Returns (expired, revoked) counts; ``dry_run`` only counts."""
 
     # --- login failures (per account, shared by every server process) -----------------------
     def add_login_failure(self, key: str, *, now: float, window: float) -> tuple[int, float]:

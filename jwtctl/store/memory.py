@@ -209,17 +209,26 @@ class MemoryStore:
                 return len(self._sessions)
             return sum(1 for s in self._sessions.values() if s.state(active_at) == "active")
 
-    def delete_sessions(self, *, now: float, revoked_before: float) -> int:
+    def prune_sessions(
+        self, *, now: float, revoked_before: float, dry_run: bool = False
+    ) -> tuple[int, int]:
         with self._lock:
-            doomed = [
-                sid
-                for sid, s in self._sessions.items()
+            expired = [
+                s.id
+                for s in self._sessions.values()
                 if min(s.expires_at, s.absolute_expires_at) <= now
-                or (s.revoked_at is not None and s.revoked_at < revoked_before)
             ]
-            for sid in doomed:
-                del self._sessions[sid]
-            return len(doomed)
+            revoked = [
+                s.id
+                for s in self._sessions.values()
+                if s.revoked_at is not None
+                and s.revoked_at < revoked_before
+                and s.id not in expired
+            ]
+            if not dry_run:
+                for sid in expired + revoked:
+                    del self._sessions[sid]
+            return len(expired), len(revoked)
 
     # --- login failures ----------------------------------------------------------------------
     def add_login_failure(self, key: str, *, now: float, window: float) -> tuple[int, float]:

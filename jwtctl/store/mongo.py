@@ -442,19 +442,28 @@ class MongoStore:
         with self._translate():
             return self.sessions.count_documents(self._session_query(None, active_at))
 
-    def delete_sessions(self, *, now: float, revoked_before: float) -> int:
+    def prune_sessions(
+        self, *, now: float, revoked_before: float, dry_run: bool = False
+    ) -> tuple[int, int]:
         self._ready()
         when = _dt(now)
+        expired: Doc = {
+            "$or": [{"expiresAt": {"$lte": when}}, {"absoluteExpiresAt": {"$lte": when}}]
+        }
+        revoked: Doc = {
+            "revokedAt": {"$ne": None, "$lt": _dt(revoked_before)},
+            "expiresAt": {"$gt": when},
+            "absoluteExpiresAt": {"$gt": when},
+        }
         with self._translate():
-            return self.sessions.delete_many(
-                {
-                    "$or": [
-                        {"expiresAt": {"$lte": when}},
-                        {"absoluteExpiresAt": {"$lte": when}},
-                        {"revokedAt": {"$ne": None, "$lt": _dt(revoked_before)}},
-                    ]
-                }
-            ).deleted_count
+            if dry_run:
+                return self.sessions.count_documents(expired), self.sessions.count_documents(
+                    revoked
+                )
+            return (
+                self.sessions.delete_many(expired).deleted_count,
+                self.sessions.delete_many(revoked).deleted_count,
+            )
 
     # --- login failures ----------------------------------------------------------------------
     def add_login_failure(self, key: str, *, now: float, window: float) -> tuple[int, float]:

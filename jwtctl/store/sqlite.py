@@ -429,13 +429,23 @@ class SQLiteStore:
         conds, params = self._session_filter(None, active_at)
         return int(self._query(f"SELECT count(*) FROM sessions {conds}", params)[0][0])
 
-    def delete_sessions(self, *, now: float, revoked_before: float) -> int:
+    def prune_sessions(
+        self, *, now: float, revoked_before: float, dry_run: bool = False
+    ) -> tuple[int, int]:
+        expired = "(expiresAt <= ? OR absoluteExpiresAt <= ?)"
+        revoked = f"(revokedAt IS NOT NULL AND revokedAt < ? AND NOT {expired})"
         with self._tx() as conn:
-            return conn.execute(
-                "DELETE FROM sessions WHERE expiresAt <= ? OR absoluteExpiresAt <= ?"
-                " OR (revokedAt IS NOT NULL AND revokedAt < ?)",
-                (now, now, revoked_before),
-            ).rowcount
+            counts = conn.execute(
+                f"SELECT (SELECT count(*) FROM sessions WHERE {expired}),"
+                f" (SELECT count(*) FROM sessions WHERE {revoked})",
+                (now, now, revoked_before, now, now),
+            ).fetchone()
+            if not dry_run:
+                conn.execute(
+                    f"DELETE FROM sessions WHERE {expired} OR {revoked}",
+                    (now, now, revoked_before, now, now),
+                )
+        return int(counts[0]), int(counts[1])
 
     # --- login failures ----------------------------------------------------------------------
     def add_login_failure(self, key: str, *, now: float, window: float) -> tuple[int, float]:
