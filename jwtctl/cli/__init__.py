@@ -159,12 +159,13 @@ def root(
 
 
 def _register() -> None:
-    from . import configcmd, db, keys, sessions, token, user
+    from . import configcmd, db, keys, serve, sessions, token, user
 
     app.add_typer(user.app, name="user")
     app.add_typer(token.app, name="token")
     app.add_typer(sessions.app, name="sessions")
     app.add_typer(keys.app, name="keys")
+    app.registered_commands += serve.app.registered_commands
     app.add_typer(db.app, name="db")
     app.add_typer(configcmd.app, name="config")
 
