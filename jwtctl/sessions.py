@@ -101,6 +101,7 @@ class Sessions:
         self.store = store
         self._keyring = keyring
         self.clock = clock
+        self._policies = {typ: own_policy(settings, typ) for typ in (ACCESS_TYP, REFRESH_TYP)}
 
     @property
     def keyring(self) -> Keyring:
@@ -110,7 +111,7 @@ class Sessions:
 
     # --- policies and token minting ----------------------------------------------------------
     def policy(self, typ: str) -> Policy:
-        return own_policy(self.settings, typ)
+        return self._policies[typ]
 
     def _access(
         self,

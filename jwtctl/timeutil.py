@@ -8,6 +8,7 @@ canonical compound form, and ``parse_duration(format_duration(n)) == n`` for eve
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -84,6 +85,7 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(ts: float) -> str:
     """ISO-8601 UTC with a Z; milliseconds only when the time has them (stored times do)."""
     dt = datetime.fromtimestamp(ts, UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -51,7 +52,12 @@ def serve(
             "cookie-authenticated changes and CORS requests. Repeatable.",
         ),
     ] = None,
-    threads: Annotated[str, typer.Option("--threads", help="Connections served at once.")] = "64",
+    threads: Annotated[
+        str | None,
+        typer.Option(
+            "--threads", help="Event-loop threads serving connections (default: 2 per CPU core)."
+        ),
+    ] = None,
     timeout: Annotated[
         str,
         typer.Option("--timeout", metavar="DURATION", help="Idle and read timeout per connection."),
@@ -77,7 +83,8 @@ def serve(
     if store is not None:
         state.settings(db="memory:" if store == "memory" else store)
     try:
-        port_number, thread_count = int(port), int(threads)
+        port_number = int(port)
+        thread_count = int(threads) if threads is not None else 2 * (os.cpu_count() or 1)
         idle = parse_duration(timeout)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -90,8 +97,9 @@ def serve(
         auth, secure_cookies=not insecure_cookies, allowed_origins=allow_origin or (), log=_err
     )
     server = bind(
-        host, port_number, wsgi, log=_err, threads=thread_count, connection_timeout=float(idle)
-    )
+        host, port_number, wsgi, log=_err, threads=thread_count,
+        connection_timeout=float(idle), max_body=settings.max_body,
+    )  # fmt: skip
     url = f"http://{server.server_address[0]!s}:{server.server_address[1]}"
     try:
         auth.store.ping()
