@@ -47,7 +47,7 @@ def serve(*args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
         assert proc.stderr is not None
         for line in proc.stderr:
             lines.append(line.rstrip("\n"))
-            if "listening on" in line:
+            if line.startswith("  stop "):  # the banner's last line
                 ready.set()
         ready.set()
 

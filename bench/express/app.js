@@ -1,6 +1,6 @@
 // The Express design's user routes, written the way that design writes them (asyncHandler,
 // ApiError/ApiResponse, verifyJWT middleware, the model's bcrypt pre-save hook and token
-// methods), with an in-memory map standing in for MongoDB. Reference for bench/http.py only.
+// methods), with an in-memory map standing in for MongoDB. Reference for bench/serve_vs_express.py only.
 //   PORT=8001 ACCESS_TOKEN_SECRET=… REFRESH_TOKEN_SECRET=… node app.js
 "use strict";
 const crypto = require("crypto");

@@ -1,7 +1,7 @@
 """`jwtctl serve`: a small HTTP/1.1 server for the WSGI app (standard library only).
 
-Design (measured in bench/http.py): one acceptor and a few event-loop threads. Each loop owns
-many non-blocking connections through a ``selectors`` selector, parses requests itself and runs
+Design (measured in bench/serve_vs_express.py): one acceptor and a few event-loop threads. Each
+loop owns many non-blocking connections through a ``selectors`` selector, parses requests and runs
 the WSGI app inline, so an idle keep-alive connection costs no thread and a request costs no
 thread hand-off. Blocking work in the app (bcrypt, a store round trip) releases the GIL, so the
 other loops keep serving meanwhile. On this 2-core machine this serves about 2.5 times the
@@ -20,6 +20,7 @@ starve others.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import io
@@ -43,6 +44,7 @@ MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
 MAX_CONNECTIONS = 1024
 MAX_PENDING_OUTPUT = 1 << 20
+SERVE_SLICE = 0.002  # seconds of queued requests a loop serves between two polls
 SERVER = f"jwtctl/{__version__}"
 _REASONS = {
     100: "Continue", 400: "Bad Request", 408: "Request Timeout", 411: "Length Required",
@@ -79,7 +81,7 @@ class BadRequest(Exception):
 class Conn:
     """One client connection and what is buffered for it."""
 
-    __slots__ = ("addr", "closing", "continued", "deadline", "inbuf", "outbuf", "sock")
+    __slots__ = ("addr", "closing", "continued", "deadline", "inbuf", "outbuf", "queued", "sock")
 
     def __init__(self, sock: socket.socket, addr: str, timeout: float) -> None:
         self.sock, self.addr = sock, addr
@@ -87,6 +89,7 @@ class Conn:
         self.outbuf = bytearray()
         self.closing = False  # close once outbuf is flushed
         self.continued = False  # 100 Continue sent for the request being received
+        self.queued = False  # in the loop's queue of connections with a request to serve
         self.deadline = time.monotonic() + timeout
 
 
@@ -104,6 +107,7 @@ class Loop(threading.Thread):
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.conns: dict[socket.socket, Conn] = {}
+        self.ready: collections.deque[Conn] = collections.deque()
         self._log: list[str] = []
 
     def wake(self) -> None:
@@ -116,10 +120,12 @@ class Loop(threading.Thread):
         self.wake()
 
     def run(self) -> None:
-        timeout = self.server.connection_timeout
+        """Poll, then serve one request from the queue; repeat. Connections with a complete
+        request wait in arrival order, so a slow request (a login's bcrypt) delays the others
+        of this loop fairly, first come first served."""
         next_sweep = time.monotonic() + 0.5
         while True:
-            for key, mask in self.selector.select(0.25):
+            for key, mask in self.selector.select(0 if self.ready else 0.25):
                 if key.data is None:
                     self._drain_wake()
                     continue
@@ -127,13 +133,19 @@ class Loop(threading.Thread):
                 if mask & selectors.EVENT_WRITE:
                     self._flush(conn)
                 if mask & selectors.EVENT_READ and conn.sock in self.conns:
-                    self._read(conn, timeout)
-            self._write_log()
+                    self._receive(conn)
+            # Serve queued requests for up to ~2 ms, then poll again: fast requests batch, and
+            # after a slow one (a login's bcrypt) newly arrived requests join the queue in order.
+            started = time.perf_counter()
+            while self.ready and time.perf_counter() - started < SERVE_SLICE:
+                self._serve(self.ready.popleft())
+            if len(self._log) >= 64 or not self.ready:
+                self._write_log()
             now = time.monotonic()
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + 0.5
-            if self.server.closing and self._drained():
+            if self.server.closing and not self.ready and self._drained():
                 break
         for conn in list(self.conns.values()):
             self._close(conn)
@@ -179,7 +191,7 @@ class Loop(threading.Thread):
                 self._flush(conn)
             self._close(conn)
 
-    def _read(self, conn: Conn, timeout: float) -> None:
+    def _receive(self, conn: Conn) -> None:
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -191,12 +203,30 @@ class Loop(threading.Thread):
             self._close(conn)
             return
         if not conn.inbuf:
-            conn.deadline = time.monotonic() + timeout  # a new request: its own deadline
+            conn.deadline = time.monotonic() + self.server.connection_timeout  # a new request
         conn.inbuf += data
-        while conn.inbuf and not conn.closing and len(conn.outbuf) < MAX_PENDING_OUTPUT:
-            if not self._one_request(conn):
-                break
+        self._enqueue(conn)
+
+    def _enqueue(self, conn: Conn) -> None:
+        """Queue the connection if a request head has arrived and its output has room."""
+        if (
+            not conn.queued
+            and not conn.closing
+            and len(conn.outbuf) < MAX_PENDING_OUTPUT
+            and (b"\n\n" in conn.inbuf or b"\r\n\r\n" in conn.inbuf or len(conn.inbuf) > MAX_HEAD)
+        ):
+            conn.queued = True
+            self.ready.append(conn)
+
+    def _serve(self, conn: Conn) -> None:
+        """One request of this connection, then back to the end of the queue if it has more."""
+        conn.queued = False
+        if conn.sock not in self.conns:
+            return
+        served = self._one_request(conn)
         self._flush(conn)
+        if served and conn.sock in self.conns:
+            self._enqueue(conn)
 
     def _one_request(self, conn: Conn) -> bool:
         """Serve one complete request from the buffer. False when more input is needed."""
@@ -331,15 +361,7 @@ class Loop(threading.Thread):
         key = self.selector.get_key(conn.sock)
         if key.events != selectors.EVENT_READ:
             self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
-        if conn.inbuf:  # pipelined requests waited for the output to drain
-            self._read_buffered(conn)
-
-    def _read_buffered(self, conn: Conn) -> None:
-        while conn.inbuf and not conn.closing and len(conn.outbuf) < MAX_PENDING_OUTPUT:
-            if not self._one_request(conn):
-                break
-        if conn.outbuf:
-            self._flush(conn)
+            self._enqueue(conn)  # pipelined requests waited for the output to drain
 
     def _access(
         self, conn: Conn, *, method: str, path: str, status: int, size: int, started: float
