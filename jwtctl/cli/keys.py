@@ -128,7 +128,11 @@ def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
     def human(out: Output) -> None:
         columns = ("kid", "alg", "use", "state", "created", "source")
-        out.table([c.upper() for c in columns], [[str(r[c] or "-") for c in columns] for r in rows])
+        out.table(
+            [c.upper() for c in columns],
+            [[str(r[c] or "-") for c in columns] for r in rows],
+            droppable=("SOURCE", "CREATED"),
+        )
 
     Output(json_mode=json_out, no_color=state.no_color).emit(rows, human)
 

@@ -4,10 +4,11 @@ only when a terminal will show its output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -73,24 +74,41 @@ class Output:
         rows: Sequence[Sequence[str]],
         *,
         title: str | None = None,
-        styles: Sequence[str | None] | None = None,
+        droppable: Sequence[str] = (),
     ) -> None:
-        if self.tty:
-            from rich.box import SIMPLE_HEAD
-            from rich.table import Table
-
-            table = Table(title=title, box=SIMPLE_HEAD, header_style="bold", title_justify="left")
-            for i, col in enumerate(columns):
-                last = i == len(columns) - 1
-                table.add_column(col, overflow="fold" if last else "ellipsis", no_wrap=not last)
-            for row in rows:
-                table.add_row(*row)
-            if styles:
-                for i, style in enumerate(styles):
-                    if style:
-                        table.rows[i].style = style
-            self.console.print(table)
+        """A table: rich on a terminal, aligned plain text otherwise. On a narrow terminal the
+        ``droppable`` columns go first (least important first), then the rest shrink; the first
+        column, the key people copy (an id, a username), is never cut."""
+        if not self.tty:
+            self._plain_table(columns, rows, title)
             return
+        from rich.box import SIMPLE_HEAD
+        from rich.table import Table
+
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+        keep = list(range(len(columns)))
+        for name in droppable:
+            if sum(widths[i] + 3 for i in keep) + 1 <= self.console.width:
+                break
+            if name in columns:
+                keep.remove(list(columns).index(name))
+        table = Table(title=title, box=SIMPLE_HEAD, header_style="bold", title_justify="left")
+        for n, i in enumerate(keep):
+            last = n == len(keep) - 1
+            table.add_column(
+                columns[i],
+                overflow="fold" if last else "ellipsis",
+                no_wrap=not last,
+                min_width=widths[i] if n == 0 else None,
+            )
+        for row in rows:
+            table.add_row(*(row[i] for i in keep))
+        self.console.print(table)
+
+    @staticmethod
+    def _plain_table(
+        columns: Sequence[str], rows: Sequence[Sequence[str]], title: str | None
+    ) -> None:
         if title:
             sys.stdout.write(title + "\n")
         widths = [len(c) for c in columns]
@@ -130,3 +148,58 @@ def note(message: str) -> None:
 def warn(message: str) -> None:
     sys.stderr.write(f"jwtctl: warning: {message}\n")
     sys.stderr.flush()
+
+
+def progress_enabled() -> bool:
+    """Progress goes to stderr, and only when a person watches it there."""
+    return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def progress(
+    label: str, total: int | None, *, unit: str = "rows"
+) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(n)``. On a terminal, a rich progress bar on stderr with the count, the
+    rate and (with a total) the time left; otherwise nothing is drawn."""
+    if not progress_enabled():
+        yield lambda _n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s")
+
+    columns: list[ProgressColumn] = [SpinnerColumn(), TextColumn(label)]
+    if total is not None:
+        columns += [BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn()]
+    else:
+        columns += [TextColumn("{task.completed:,}"), Rate()]
+    console = Console(stderr=True, no_color="NO_COLOR" in os.environ)
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@contextlib.contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner on stderr while a long single step runs (a terminal only)."""
+    if not progress_enabled():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True, no_color="NO_COLOR" in os.environ).status(message):
+        yield

@@ -9,6 +9,7 @@ import typer
 
 from ..errors import JwtctlError
 from ..timeutil import format_duration, parse_duration, relative
+from . import complete
 from .options import JsonOpt, YesOpt, confirm
 from .output import Output, note
 from .state import State, get_state
@@ -60,6 +61,7 @@ def _table(out: Output, docs: list[dict[str, Any]]) -> None:
             ]
             for d in docs
         ],
+        droppable=("USER AGENT", "IP", "LAST USED", "GEN", "CREATED"),
     )
 
 
@@ -76,7 +78,14 @@ def _duration_flag(value: str | None, flag: str) -> int | None:
 def list_sessions(
     ctx: typer.Context,
     user: Annotated[
-        str | None, typer.Option("--user", "-u", metavar="USER", help="Only this user's sessions.")
+        str | None,
+        typer.Option(
+            "--user",
+            "-u",
+            metavar="USER",
+            help="Only this user's sessions.",
+            autocompletion=complete.users,
+        ),
     ] = None,
     all_: Annotated[
         bool, typer.Option("--all", "-a", help="Include ended sessions (revoked or expired).")
@@ -114,7 +123,12 @@ def list_sessions(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    session_id: Annotated[str, typer.Argument(metavar="SESSION_ID", help="The session's id.")],
+    session_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="SESSION_ID", help="The session's id.", autocompletion=complete.sessions
+        ),
+    ],
     json_out: JsonOpt = False,
 ) -> None:
     """Show one session, including how and from where it ended.
@@ -147,10 +161,19 @@ def revoke(
     ctx: typer.Context,
     session_ids: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[SESSION_ID]...", help="Sessions to end."),
+        typer.Argument(
+            metavar="[SESSION_ID]...", help="Sessions to end.", autocompletion=complete.sessions
+        ),
     ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", "-u", metavar="USER", help="End this user's sessions.")
+        str | None,
+        typer.Option(
+            "--user",
+            "-u",
+            metavar="USER",
+            help="End this user's sessions.",
+            autocompletion=complete.users,
+        ),
     ] = None,
     older_than: Annotated[
         str | None,

@@ -17,6 +17,7 @@ import typer
 
 from ..errors import InvalidInput, TokenError
 from ..timeutil import iso, parse_duration, relative
+from . import complete
 from .options import JsonOpt
 from .output import Output
 from .state import get_state
@@ -98,7 +99,12 @@ def _show_times(out: Output, times: dict[str, dict[str, Any]]) -> None:
 @app.command("issue")
 def issue(
     ctx: typer.Context,
-    user: Annotated[str, typer.Argument(metavar="USER", help="Username, email or id.")],
+    user: Annotated[
+        str,
+        typer.Argument(
+            metavar="USER", help="Username, email or id.", autocompletion=complete.users
+        ),
+    ],
     ttl: Annotated[
         str | None,
         typer.Option(

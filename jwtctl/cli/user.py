@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import JwtctlError
+from ..errors import InvalidInput, JwtctlError
 from ..timeutil import iso, relative
+from . import complete
 from .options import JsonOpt, PasswordStdinOpt, YesOpt, confirm, read_new_password
-from .output import Output, note
+from .output import Output, note, progress, status
 from .state import get_state
 
 if TYPE_CHECKING:
+    from ..bulk import Format
     from ..models import User
     from ..users import Change
 
 app = typer.Typer(help="Create, inspect and change users.", no_args_is_help=True)
 
-UserArg = Annotated[str, typer.Argument(metavar="USER", help="Username, email or id.")]
+UserArg = Annotated[
+    str,
+    typer.Argument(metavar="USER", help="Username, email or id.", autocompletion=complete.users),
+]
 
 
 def _when(ts: float | None, now: float) -> str:
@@ -125,6 +134,7 @@ def list_users(
                 ]
                 for u in found
             ],
+            droppable=("ROLES", "CREATED", "FULL NAME"),
         )
 
     out.emit([u.public() for u in found], human)
@@ -245,3 +255,182 @@ def delete(
             f"Deleted user {found.username} and {change.sessions_ended} session(s)"
         ),
     )
+
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format", metavar="FORMAT", help="jsonl or csv (default: from the file name, else jsonl)."
+    ),
+]
+
+
+def _format(value: str | None, name: str | None, first_line: str = "") -> Format:
+    from ..bulk import detect_format
+
+    if value is None:
+        return detect_format(name, first_line)
+    if value not in ("jsonl", "csv"):
+        raise typer.BadParameter("must be jsonl or csv", param_hint="'--format'")
+    return "jsonl" if value == "jsonl" else "csv"
+
+
+@app.command("import")
+def import_users(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(metavar="FILE|-", help="JSON Lines or CSV file, or - for stdin.")
+    ],
+    fmt: FormatOpt = None,
+    on_conflict: Annotated[
+        str,
+        typer.Option(
+            "--on-conflict",
+            metavar="MODE",
+            help="When a user exists: skip (default), update, fail.",
+        ),
+    ] = "skip",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and count only; write nothing.")
+    ] = False,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            "--workers", metavar="N", help="Threads hashing passwords (default: one per core)."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import users from JSON Lines or CSV, keeping existing bcrypt hashes.
+
+    Columns: username, email, fullName, and password (hashed here, in parallel on all cores) or
+    passwordHash ($2a$, $2b$, $2y$: kept, so users of another system keep their passwords);
+    optional roles, disabled, _id. Bad rows are reported with their line number and skipped;
+    the exit code is then 1. Each row is written whole or not at all, so running an interrupted
+    import again finishes it.
+
+    \b
+    Examples:
+      jwtctl user import users.csv
+      mongoexport --db app --collection users | jwtctl user import - --dry-run
+      jwtctl user import users.jsonl --on-conflict update --json
+    """
+    from ..bulk import ImportConflict, count_rows, read_rows
+    from ..bulk import import_users as run_import
+
+    if on_conflict not in ("skip", "update", "fail"):
+        raise typer.BadParameter("must be skip, update or fail", param_hint="'--on-conflict'")
+    threads = int(workers) if workers and workers.isdigit() and int(workers) > 0 else None
+    if workers is not None and threads is None:
+        raise typer.BadParameter("must be a whole number above 0", param_hint="'--workers'")
+    state = get_state(ctx)
+    text = _read_source(source)
+    kind = _format(fmt, None if source == "-" else source, text[:200])
+    total = count_rows(text, kind)
+    store = state.store()
+    mode: Any = on_conflict
+    label = "checking" if dry_run else "importing"
+    rows = read_rows(io.StringIO(text, newline=""), kind)
+    rounds = state.settings().bcrypt_rounds
+    with progress(f"{label} {total:,} users", total) as advance:
+        try:
+            summary = run_import(
+                store,
+                rows,
+                rounds=rounds,
+                on_conflict=mode,
+                dry_run=dry_run,
+                workers=threads,
+                progress=advance,
+            )
+        except ImportConflict as exc:
+            note(f"stopped at line {exc.line}; rows before it were written")
+            raise
+    _report_import(summary.as_dict(), json_out, state.no_color)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _read_source(source: str) -> str:
+    try:
+        if source == "-":
+            data = (
+                sys.stdin.buffer.read()
+                if hasattr(sys.stdin, "buffer")
+                else sys.stdin.read().encode()
+            )
+        else:
+            with open(source, "rb") as fh:
+                data = fh.read()
+    except OSError as exc:
+        raise InvalidInput("file", f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("file", f"{source} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _report_import(doc: dict[str, Any], json_out: bool, no_color: bool) -> None:
+    errors = doc["errors"]
+    if not json_out:
+        for err in errors[:50]:
+            note(f"line {err['line']}: {err['reason']}")
+        if len(errors) > 50:
+            note(f"… and {len(errors) - 50} more bad rows")
+    verb = "would be" if doc["dryRun"] else "were"
+    Output(json_mode=json_out, no_color=no_color).emit(
+        doc,
+        lambda out: out.line(
+            f"{doc['created']} created, {doc['updated']} updated, {doc['skipped']} skipped, "
+            f"{doc['failed']} failed ({verb} written: {doc['created'] + doc['updated']})"
+        ),
+    )
+
+
+@app.command("export")
+def export_users(
+    ctx: typer.Context,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write here (mode 0600) instead of stdout."
+        ),
+    ] = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Export every user in the import format: password hashes, never passwords.
+
+    Streams users page by page. With --output the file is written under a temporary name
+    with mode 0600 and renamed into place when complete.
+
+    \b
+    Examples:
+      jwtctl user export > users.jsonl
+      jwtctl user export --output users.csv
+    """
+    from ..bulk import export_users as run_export
+
+    state = get_state(ctx)
+    kind = _format(fmt, output)
+    store = state.store()
+    if output is None:
+        run_export(store, sys.stdout, kind)
+        return
+    target = os.path.abspath(output)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise InvalidInput("output", f"cannot write {output}: {exc.strerror}") from None
+    try:
+        with (
+            os.fdopen(fd, "w", encoding="utf-8", newline="") as fh,
+            status(f"exporting to {output}"),
+        ):
+            count = run_export(store, fh, kind)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    note(f"exported {count} users to {output}")

@@ -162,7 +162,13 @@ class Store(Protocol):
     def clear_login_failures(self, key: str) -> None: ...
 
 
-def open_store(url: str, *, db_name: str = "jwtctl", source: str = "default") -> Store:
+def open_store(
+    url: str,
+    *,
+    db_name: str = "jwtctl",
+    source: str = "default",
+    selection_timeout_ms: int | None = None,
+) -> Store:
     """Open the store a normalised URL names (see config). Heavy drivers load only here."""
     if url == "memory:":
         from .memory import MemoryStore
@@ -176,5 +182,7 @@ def open_store(url: str, *, db_name: str = "jwtctl", source: str = "default") ->
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from .mongo import MongoStore
 
-        return MongoStore(url, db_name=db_name, source=source)
+        return MongoStore(
+            url, db_name=db_name, source=source, selection_timeout_ms=selection_timeout_ms
+        )
     raise ValueError(f"not a store URL: {url!r}")

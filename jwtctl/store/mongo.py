@@ -136,7 +136,14 @@ def _hosts(url: str) -> str:
 class MongoStore:
     kind = "mongodb"
 
-    def __init__(self, url: str, *, db_name: str = "jwtctl", source: str = "default") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        db_name: str = "jwtctl",
+        source: str = "default",
+        selection_timeout_ms: int | None = None,
+    ) -> None:
         self.location = mask_url(url)
         self.hosts = _hosts(url)
         options: dict[str, Any] = {
@@ -147,8 +154,10 @@ class MongoStore:
             "appname": "jwtctl",
         }
         lowered = url.lower()
-        if "serverselectiontimeoutms" not in lowered:
-            options["serverSelectionTimeoutMS"] = DEFAULT_SELECTION_TIMEOUT_MS
+        if selection_timeout_ms is not None or "serverselectiontimeoutms" not in lowered:
+            options["serverSelectionTimeoutMS"] = (
+                selection_timeout_ms or DEFAULT_SELECTION_TIMEOUT_MS
+            )
         if "connecttimeoutms" not in lowered:
             options["connectTimeoutMS"] = DEFAULT_SELECTION_TIMEOUT_MS
         if "sockettimeoutms" not in lowered:

@@ -1,0 +1,1 @@
+complete --command jwtctl --no-files --arguments "(env _JWTCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) jwtctl)" --condition "env _JWTCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) jwtctl"
