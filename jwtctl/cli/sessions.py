@@ -11,7 +11,7 @@ from ..errors import JwtctlError
 from ..timeutil import format_duration, parse_duration, relative
 from . import complete
 from .options import JsonOpt, YesOpt, confirm
-from .output import Output, note
+from .output import Output, note, status
 from .state import State, get_state
 
 if TYPE_CHECKING:
@@ -229,7 +229,8 @@ def revoke(
     if active and not confirm(f"Revoke {len(active)} session(s)?", yes=yes):
         raise JwtctlError("not confirmed; nothing was revoked (pass --yes to skip the question)")
     if user:  # one store operation; it also ends sessions begun since the plan was made
-        ended = sessions.revoke_user(owner.id, older_than=age, reason="admin")
+        with status(f"revoking {len(active)} session(s) of {owner.username}"):
+            ended = sessions.revoke_user(owner.id, older_than=age, reason="admin")
     else:
         ended = [s.id for s in active if sessions.logout(s.id, reason="admin")]
     after = sorted((sessions.get(sid) for sid in ended), key=lambda s: s.created_at, reverse=True)
@@ -274,7 +275,8 @@ def prune(
     keep = _duration_flag(keep_revoked, "--keep-revoked")
     assert keep is not None
     state = get_state(ctx)
-    expired, revoked = state.auth().sessions.prune(keep_revoked=keep, dry_run=dry_run)
+    with status("counting sessions to prune" if dry_run else "pruning sessions"):
+        expired, revoked = state.auth().sessions.prune(keep_revoked=keep, dry_run=dry_run)
     doc = {"dryRun": dry_run, "expired": expired, "revoked": revoked, "removed": expired + revoked}
     verb = "would remove" if dry_run else "removed"
     Output(json_mode=json_out, no_color=state.no_color).emit(
