@@ -288,6 +288,14 @@ def resolve(
     return Settings(**values, config_file=config_file, sources=sources)
 
 
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 < value <= 3600 else None
+
+
 def sqlite_url(path: Path) -> str:
     """The canonical URL of an absolute SQLite path: ``sqlite:///`` + the path."""
     return "sqlite:///" + str(path).lstrip("/")
@@ -310,8 +318,13 @@ def _normalise_db_url(url: str, base: Path) -> str:
     if url.startswith("sqlite:"):
         rest = url[len("sqlite:") :]
         path_part, _, query = rest.partition("?")
-        if query and query not in ("mode=ro", "mode=rw"):
-            raise ValueError(f"unsupported SQLite option {query!r} (only mode=ro)")
+        for option in filter(None, query.split("&")):
+            name, _, value = option.partition("=")
+            if (name, value) in (("mode", "ro"), ("mode", "rw")):
+                continue
+            if name == "timeout" and _seconds(value) is not None:
+                continue
+            raise ValueError(f"unsupported SQLite option {option!r} (mode=ro, timeout=SECONDS)")
         if path_part.startswith("//"):
             path_part = "/" + path_part.lstrip("/")
         if not path_part:

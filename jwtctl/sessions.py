@@ -269,7 +269,11 @@ class Sessions:
                 and jti_hash(successor) == session.jti_hash
             ):
                 return self._issue(user, session, successor, now, retried=True)
-            self.store.revoke_session(sid, now=now, reason="reuse", ip=ip, user_agent=user_agent)
+            # Stamp the revocation when it is written, not when this refresh began.
+            revoked_at = ms(self.clock())
+            self.store.revoke_session(
+                sid, now=revoked_at, reason="reuse", ip=ip, user_agent=user_agent
+            )
             raise RefreshReuse(sid)
         raise RevokedToken("the session changed during refresh; log in again")
 

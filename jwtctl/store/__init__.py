@@ -178,7 +178,11 @@ def open_store(
         from .sqlite import SQLiteStore
 
         path, _, query = url[len("sqlite:") :].partition("?")
-        return SQLiteStore("/" + path.lstrip("/"), read_only=query == "mode=ro")
+        options = dict(o.partition("=")[::2] for o in query.split("&") if o)
+        timeout = float(options["timeout"]) if "timeout" in options else None
+        return SQLiteStore(
+            "/" + path.lstrip("/"), read_only=options.get("mode") == "ro", busy_timeout=timeout
+        )
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from .mongo import MongoStore
 

@@ -105,9 +105,16 @@ def _user_value(attr: str, value: Any) -> Any:
 class SQLiteStore:
     kind = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        busy_timeout: float | None = None,
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.busy_timeout = BUSY_TIMEOUT_S if busy_timeout is None else busy_timeout
         self.location = sqlite_url(self.path) + ("?mode=ro" if read_only else "")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -133,13 +140,17 @@ class SQLiteStore:
             uri = f"file:{quote(str(self.path))}?mode=rw"
         try:
             conn = sqlite3.connect(
-                uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                uri,
+                uri=True,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise self._fail(f"cannot open {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         with self._translate():
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if not self.read_only:
                 self._set_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
@@ -148,7 +159,7 @@ class SQLiteStore:
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         # Switching the journal mode needs a moment with no other writer; the busy handler does
         # not cover it, so retry briefly when another process is initialising the same file.
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -208,7 +219,7 @@ class SQLiteStore:
             text = str(exc)
             if "locked" in text or "busy" in text:
                 raise self._fail(
-                    f"database is locked (still busy after {BUSY_TIMEOUT_S:g} s)"
+                    f"database is locked (still busy after {self.busy_timeout:g} s)"
                 ) from exc
             if "readonly" in text or "read-only" in text:
                 raise self._fail("the database is read-only") from exc
