@@ -140,6 +140,20 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def restartable_mongo(tmp_path: Path) -> Iterator[MongoServer]:
+    """A SecantusDB of this test's own, on disk, that the test may stop and start again."""
+    if os.environ.get("JWTCTL_TEST_MONGO_URI"):
+        pytest.fail(
+            "this test stops and restarts its own SecantusDB; it needs .venv-mongo", pytrace=False
+        )
+    server = start_mongo_server(tmp_path, persistent=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def mongo_db_url(mongo_uri: str) -> Iterator[str]:
     """A store URL for a database of this test's own, dropped afterwards."""
     import pymongo

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import typer
 from typer.testing import CliRunner
 
 from jwtctl.cli import app
@@ -35,3 +36,19 @@ def create_user(name: str, password: str = "correct horse battery", *extra: str)
                  *extra, input=password + "\n")  # fmt: skip
     assert run.exit_code == 0, run.stderr
     return run
+
+
+def leaf_commands() -> dict[str, Any]:
+    """Every command of the CLI ("user create", "serve", …) and its Click command object."""
+    found: dict[str, Any] = {}
+
+    def walk(prefix: str, cmd: Any) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in sorted(subs.items()):
+                walk(f"{prefix} {name}".strip(), sub)
+        else:
+            found[prefix] = cmd
+
+    walk("", typer.main.get_command(app))
+    return found

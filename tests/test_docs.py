@@ -4,33 +4,16 @@ every command's --help has a description and at least one example."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import typer
 
 from jwtctl.cli import app
 from jwtctl.config import variables
-from tests.helpers import jwtctl
+from tests.helpers import jwtctl, leaf_commands
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-
-
-def commands() -> Iterator[tuple[str, Any]]:
-    """(path such as 'user create', click command) for every leaf command."""
-    root = typer.main.get_command(app)
-
-    def walk(prefix: str, cmd: Any) -> Iterator[tuple[str, Any]]:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in sorted(subs.items()):
-                yield from walk(f"{prefix} {name}".strip(), sub)
-        else:
-            yield prefix, cmd
-
-    yield from walk("", root)
 
 
 def section(path: str) -> str:
@@ -39,13 +22,13 @@ def section(path: str) -> str:
     return match.group(1)
 
 
-COMMANDS = sorted(p for p, _ in commands())
+COMMANDS = sorted(leaf_commands())
 
 
 @pytest.mark.parametrize("path", COMMANDS)
 def test_every_command_and_option_is_in_the_readme(path: str) -> None:
     text = section(path)
-    cmd = dict(commands())[path]
+    cmd = leaf_commands()[path]
     for param in cmd.params:
         for opt in param.opts:
             if opt.startswith("--") and opt != "--help":
@@ -56,7 +39,7 @@ def test_every_command_and_option_is_in_the_readme(path: str) -> None:
 def test_every_command_has_help_and_an_example(path: str) -> None:
     run = jwtctl(*path.split(), "--help")
     assert run.exit_code == 0
-    cmd = dict(commands())[path]
+    cmd = leaf_commands()[path]
     assert cmd.help and len(cmd.help.strip()) > 20
     assert "Examples:" in run.stdout
     assert f"jwtctl {path}" in run.stdout.split("Examples:", 1)[1]

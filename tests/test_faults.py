@@ -9,12 +9,11 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MongoServer, start_mongo_server
+from tests.conftest import MongoServer
 from tests.http_helpers import Client
 from tests.test_serve_process import API, PW, login, register, serve
 
@@ -99,24 +98,11 @@ def test_server_killed_in_a_refresh_storm_leaves_a_consistent_store(tmp_path: Pa
         assert again.stop() == 0
 
 
-@pytest.fixture
-def mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    if os.environ.get("JWTCTL_TEST_MONGO_URI"):
-        pytest.fail(
-            "the outage test stops and restarts its own SecantusDB; it needs .venv-mongo",
-            pytrace=False,
-        )
-    server = start_mongo_server(tmp_path, persistent=True)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.mongo
 def test_mongodb_outage_under_load_gives_503_never_500_and_loses_nothing(
-    mongo: MongoServer,
+    restartable_mongo: MongoServer,
 ) -> None:
+    mongo = restartable_mongo
     url = (
         mongo.uri.replace("/?", "/load?")
         + "&serverSelectionTimeoutMS=1000&connectTimeoutMS=1000&socketTimeoutMS=2000"

@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jwtctl.cli import app
 from jwtctl.store import open_store
-from tests.helpers import jwtctl
+from tests.helpers import jwtctl, leaf_commands
 from tests.http_helpers import make_app, running
 from tests.test_sessions import make_auth
 
@@ -149,23 +147,17 @@ def test_arbitrary_request_bytes(base: str, head: bytes) -> None:
 # --- the CLI ------------------------------------------------------------------------------------
 
 
-def leaf_commands() -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-
-    def walk(prefix: str, cmd: Any) -> None:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                walk(f"{prefix} {name}".strip(), sub)
-        else:
-            found[prefix] = [o for p in cmd.params for o in p.opts if o.startswith("-")]
-
-    walk("", typer.main.get_command(app))
-    found.pop("serve")  # a server: it would not return
+def command_options() -> dict[str, list[str]]:
+    """Each command's option names, but serve: a server would not return."""
+    found = {
+        path: [o for p in cmd.params for o in p.opts if o.startswith("-")]
+        for path, cmd in leaf_commands().items()
+    }
+    found.pop("serve")
     return found
 
 
-COMMANDS = leaf_commands()
+COMMANDS = command_options()
 # No "/" or "~": arguments are file names too, and must stay inside the test's folder.
 WORD = st.text(
     alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="/~\\\x00"),

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import typer
 
-from jwtctl.cli import app
-from tests.helpers import create_user, jwtctl
+from tests.helpers import create_user, jwtctl, leaf_commands
 
 USER = {"_id", "username", "email", "fullName", "roles", "disabled", "createdAt", "updatedAt"}
 SESSION = {"id", "userId", "username", "createdAt", "lastUsedAt", "expiresAt", "absoluteExpiresAt",
@@ -64,38 +61,14 @@ NO_JSON = {
 
 
 def commands_with_json() -> set[str]:
-    found = set()
-
-    def walk(prefix: str, cmd: Any) -> None:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                walk(f"{prefix} {name}".strip(), sub)
-        elif any("--json" in p.opts for p in cmd.params):
-            found.add(prefix)
-
-    walk("", typer.main.get_command(app))
-    return found
-
-
-def all_commands() -> set[str]:
-    found = set()
-
-    def walk(prefix: str, cmd: Any) -> None:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                walk(f"{prefix} {name}".strip(), sub)
-        else:
-            found.add(prefix)
-
-    walk("", typer.main.get_command(app))
-    return found
+    return {
+        path for path, cmd in leaf_commands().items() if any("--json" in p.opts for p in cmd.params)
+    }
 
 
 def test_every_command_is_either_in_the_table_or_explained() -> None:
     assert commands_with_json() == set(SHAPES)
-    assert all_commands() == set(SHAPES) | set(NO_JSON)
+    assert set(leaf_commands()) == set(SHAPES) | set(NO_JSON)
 
 
 @pytest.mark.parametrize("command", sorted(SHAPES))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MongoServer, start_mongo_server
+from tests.conftest import MongoServer
 from tests.http_helpers import Client
 
 API = "/api/v1/users"
@@ -196,20 +196,6 @@ def test_two_servers_on_one_sqlite_file_behave_as_one(tmp_path: Path) -> None:
 @pytest.mark.mongo
 def test_two_servers_on_one_mongodb_behave_as_one(mongo_db_url: str) -> None:
     _two_servers_behave_as_one(mongo_db_url)
-
-
-@pytest.fixture
-def restartable_mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    if os.environ.get("JWTCTL_TEST_MONGO_URI"):
-        pytest.fail(
-            "the outage test stops and restarts its own SecantusDB; it needs .venv-mongo",
-            pytrace=False,
-        )
-    server = start_mongo_server(tmp_path, persistent=True)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.mongo

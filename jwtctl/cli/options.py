@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidInput
+from ..timeutil import parse_duration
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of text.")
@@ -22,6 +23,16 @@ PasswordStdinOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 _PROMPT_TRIES = 3
+
+
+def duration_flag(value: str | None, flag: str) -> int | None:
+    """A duration given as a flag (``--ttl 5m``), or a usage error naming the flag."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{flag}'") from None
 
 
 def read_password_stdin() -> str:

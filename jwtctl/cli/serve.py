@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import StoreUnavailable
+from .options import duration_flag
 from .output import warn
 from .state import get_state
 
@@ -77,15 +78,14 @@ def serve(
     """
     from ..server.app import App
     from ..server.serve import bind, run
-    from ..timeutil import parse_duration
 
     state = get_state(ctx)
     if store is not None:
         state.settings(db="memory:" if store == "memory" else store)
+    idle = duration_flag(timeout, "--timeout") or 0
     try:
         port_number = int(port)
         thread_count = int(threads) if threads is not None else 2 * (os.cpu_count() or 1)
-        idle = parse_duration(timeout)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if not 0 <= port_number <= 65535 or thread_count < 1 or idle < 1:

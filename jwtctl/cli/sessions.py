@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import JwtctlError
-from ..timeutil import format_duration, parse_duration, relative
+from ..timeutil import format_duration, relative
 from . import complete
-from .options import JsonOpt, YesOpt, confirm
+from .options import JsonOpt, YesOpt, confirm, duration_flag
 from .output import Output, note, status
 from .state import State, get_state
 
@@ -63,15 +63,6 @@ def _table(out: Output, docs: list[dict[str, Any]]) -> None:
         ],
         droppable=("USER AGENT", "IP", "LAST USED", "GEN", "CREATED"),
     )
-
-
-def _duration_flag(value: str | None, flag: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=f"'{flag}'") from None
 
 
 @app.command("list")
@@ -207,7 +198,7 @@ def revoke(
         )
     if older_than is not None and not user:
         raise typer.BadParameter("only with --user", param_hint="'--older-than'")
-    age = _duration_flag(older_than, "--older-than")
+    age = duration_flag(older_than, "--older-than")
     state = get_state(ctx)
     sessions = state.auth().sessions
     now = time.time()
@@ -272,7 +263,7 @@ def prune(
       jwtctl sessions prune --dry-run
       jwtctl sessions prune --keep-revoked 30d --json
     """
-    keep = _duration_flag(keep_revoked, "--keep-revoked")
+    keep = duration_flag(keep_revoked, "--keep-revoked")
     assert keep is not None
     state = get_state(ctx)
     with status("counting sessions to prune" if dry_run else "pruning sessions"):

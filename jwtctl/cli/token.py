@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import InvalidInput, TokenError
-from ..timeutil import iso, parse_duration, relative
+from ..timeutil import iso, relative
 from . import complete
-from .options import JsonOpt
+from .options import JsonOpt, duration_flag
 from .output import Output
 from .state import get_state
 
@@ -53,15 +53,6 @@ def read_token(arg: str | None) -> str:
         # Tokens are ASCII; anything else is reported by the parser, never a decoding crash.
         return clean(data.decode("utf-8", "replace"))
     return clean(arg)
-
-
-def _duration_flag(value: str | None, flag: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=f"'{flag}'") from None
 
 
 def _claims(pairs: list[str] | None) -> dict[str, Any]:
@@ -138,7 +129,7 @@ def issue(
       jwtctl token issue alice --with-refresh --json
     """
     state = get_state(ctx)
-    seconds = _duration_flag(ttl, "--ttl")
+    seconds = duration_flag(ttl, "--ttl")
     if seconds is not None and seconds <= 0:
         raise typer.BadParameter("must be longer than 0s", param_hint="'--ttl'")
     issued = state.auth().issue(user, ttl=seconds, claims=_claims(claim))
@@ -349,7 +340,7 @@ def verify(
     out = Output(json_mode=json_out, no_color=state.no_color)
     raw = read_token(token)
     settings = state.settings()
-    skew = _duration_flag(leeway, "--leeway")
+    skew = duration_flag(leeway, "--leeway")
     external = _external_keys(key, jwks, secret_file, secret_env, alg)
     issuer = None if no_iss else (iss or settings.issuer)
     audience = None if no_aud else (aud or settings.audience)
