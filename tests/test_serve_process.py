@@ -26,12 +26,17 @@ JWTCTL = shutil.which("jwtctl", path=str(Path(sys.executable).parent)) or "jwtct
 
 
 class Served:
-    def __init__(self, proc: subprocess.Popen[str], lines: list[str], url: str) -> None:
-        self.proc, self.lines, self.url = proc, lines, url
+    def __init__(
+        self, proc: subprocess.Popen[str], lines: list[str], url: str, drainer: threading.Thread
+    ) -> None:
+        self.proc, self.lines, self.url, self.drainer = proc, lines, url, drainer
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the server, wait for it to exit, and for its last stderr lines to be read."""
         self.proc.send_signal(sig)
-        return self.proc.wait(30)
+        code = self.proc.wait(30)
+        self.drainer.join(10)
+        return code
 
 
 @contextmanager
@@ -57,7 +62,7 @@ def serve(*args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
     url = next(
         (line.split("listening on ")[1].strip() for line in lines if "listening on" in line), ""
     )
-    served = Served(proc, lines, url)
+    served = Served(proc, lines, url, drainer)
     try:
         assert url, "\n".join(lines)
         yield served
