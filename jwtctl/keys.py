@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ALGORITHMS, MIN_SECRET_BYTES, Settings
-from .errors import ConfigError, InvalidInput, KeyNotFound, Refused
+from .errors import ConfigError, InvalidInput, KeyExists, KeyNotFound, Refused
 from .timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -421,7 +421,7 @@ def generate(settings: Settings, alg: str, use: str, *, now: float) -> Key:
 
     def add(stored: list[Key]) -> list[Key]:
         if any(k.kid == key.kid for k in stored):
-            raise Refused(f"a key with kid {key.kid} already exists")
+            raise KeyExists(str(key.kid))
         return _merge(stored, [key])
 
     change_keyring(settings, add)

@@ -12,6 +12,18 @@ from typer.testing import CliRunner
 
 from jwtctl.cli import app
 
+PUBLIC_USER_KEYS = {
+    "_id",
+    "username",
+    "email",
+    "fullName",
+    "roles",
+    "disabled",
+    "createdAt",
+    "updatedAt",
+}
+"""The public user of SPEC §6: what every user-shaped answer carries, and nothing more."""
+
 
 @dataclass(frozen=True)
 class Run:

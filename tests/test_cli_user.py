@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jwtctl.store import open_store
-from tests.helpers import Run, create_user, jwtctl
+from tests.helpers import PUBLIC_USER_KEYS, Run, create_user, jwtctl
 
 PW = "correct horse battery"
 UNREACHABLE = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
@@ -42,16 +42,7 @@ def url(persistent_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_create_list_show(url: str) -> None:
     run = create_user("alice", PW, "--full-name", "Alice Liddell", "--role", "admin", "--json")
     created = run.json()
-    assert set(created) == {
-        "_id",
-        "username",
-        "email",
-        "fullName",
-        "roles",
-        "disabled",
-        "createdAt",
-        "updatedAt",
-    }
+    assert set(created) == PUBLIC_USER_KEYS
     assert (created["username"], created["roles"], created["disabled"]) == (
         "alice",
         ["admin"],

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import create_user, jwtctl, leaf_commands
+from tests.helpers import PUBLIC_USER_KEYS, create_user, jwtctl, leaf_commands
 
-USER = {"_id", "username", "email", "fullName", "roles", "disabled", "createdAt", "updatedAt"}
+USER = PUBLIC_USER_KEYS
 SESSION = {"id", "userId", "username", "createdAt", "lastUsedAt", "expiresAt", "absoluteExpiresAt",
            "revokedAt", "revokeReason", "ip", "userAgent", "generation", "state"}  # fmt: skip
 KEY = {"kid", "alg", "use", "state", "created", "source"}

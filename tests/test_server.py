@@ -14,6 +14,7 @@ import pytest
 
 from jwtctl.auth import Auth
 from jwtctl.store import Store, open_store
+from tests.helpers import PUBLIC_USER_KEYS
 from tests.http_helpers import Client, make_app, running
 from tests.test_sessions import Clock, make_auth
 
@@ -81,16 +82,7 @@ def test_register_201_with_the_public_user(base: str) -> None:
     assert reply.status == 201
     doc = reply.json()
     assert (doc["statusCode"], doc["success"]) == (201, True) and "message" in doc
-    assert set(doc["data"]) == {
-        "_id",
-        "username",
-        "email",
-        "fullName",
-        "roles",
-        "disabled",
-        "createdAt",
-        "updatedAt",
-    }
+    assert set(doc["data"]) == PUBLIC_USER_KEYS
     assert "password" not in reply.raw.decode()
 
 

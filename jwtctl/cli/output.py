@@ -34,10 +34,6 @@ class Output:
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
-    def json_line(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-
     def emit(self, data: Any, human: Callable[[Output], None]) -> None:
         """The usual ending of a command: JSON with --json, else the human rendering."""
         if self.json_mode:

@@ -15,7 +15,7 @@ from ..errors import InvalidInput, JwtctlError
 from ..timeutil import iso, relative
 from . import complete
 from .options import JsonOpt, PasswordStdinOpt, YesOpt, confirm, read_new_password
-from .output import Output, note, progress, status
+from .output import Output, note, progress, progress_enabled, status
 from .state import get_state
 
 if TYPE_CHECKING:
@@ -326,13 +326,13 @@ def import_users(
     state = get_state(ctx)
     text = _read_source(source)
     kind = _format(fmt, None if source == "-" else source, text[:200])
-    total = count_rows(text, kind)
+    total = count_rows(text, kind) if progress_enabled() else None  # only a progress bar needs it
     store = state.store()
     mode: Any = on_conflict
     label = "checking" if dry_run else "importing"
     rows = read_rows(io.StringIO(text, newline=""), kind)
     rounds = state.settings().bcrypt_rounds
-    with progress(f"{label} {total:,} users", total) as advance:
+    with progress(f"{label} {total or 0:,} users", total) as advance:
         try:
             summary = run_import(
                 store,
